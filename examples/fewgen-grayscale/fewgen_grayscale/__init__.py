@@ -1,0 +1,1 @@
+"""fewgen-grayscale: a fewgen plugin that adds grayscale copies of images."""

@@ -1,0 +1,132 @@
+"""What a plugin implements: generators, evaluators and dataset formats.
+
+A plugin registers *classes* through the hooks in :mod:`fewgen.hookspecs`. Each class
+names itself (``name``), declares its parameters as a pydantic model (``Params``) so
+recipes are validated before anything runs, and does its work given a
+:class:`StepContext`. Heavy libraries belong inside the methods, not at the top of
+the plugin's hook module, so that ``fewgen plugins`` and a cached rerun stay fast.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from fewgen.dataset import Dataset, Provenance, Sample
+
+T = TypeVar("T")
+
+
+class Params(BaseModel):
+    """Base for plugin parameters: unknown keys are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoParams(Params):
+    """For components without settings."""
+
+
+@dataclass
+class SampleIssue:
+    """A sample that could not be used, and why (reported in the manifest, never fatal)."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class ReadResult:
+    dataset: Dataset
+    issues: list[SampleIssue] = field(default_factory=list)
+
+
+@dataclass
+class StepContext:
+    """Everything a step may use: its seed, a work folder, the device, progress display."""
+
+    step: str
+    seed: int
+    work_dir: Path
+    device: str
+    log: logging.Logger
+    show_progress: bool = True
+    # Survives an interrupted run (unlike work_dir): checkpoints go here so training resumes.
+    scratch_dir: Path | None = None
+    issues: list[SampleIssue] = field(default_factory=list)
+
+    def rng(self, *salt: int) -> np.random.Generator:
+        """A random generator derived from the step seed; salts give independent streams."""
+        return np.random.default_rng([self.seed, *salt])
+
+    def progress(self, items: Iterable[T], total: int | None = None, desc: str | None = None) -> Iterator[T]:
+        from tqdm.auto import tqdm
+
+        return iter(tqdm(items, total=total, desc=desc or self.step, disable=not self.show_progress, leave=False))
+
+    def skip(self, path: str | Path, reason: str) -> None:
+        """Record a sample that could not be processed; the step goes on without it."""
+        self.issues.append(SampleIssue(str(path), reason))
+        self.log.warning("skipped %s: %s", path, reason)
+
+
+class Component(ABC):
+    """Shared by generators and evaluators: a registered name, parameters, a description."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[Params]] = NoParams
+    description: ClassVar[str] = ""
+
+    def __init__(self, params: Params) -> None:
+        self.params = params
+
+
+class Generator(Component):
+    """Makes new samples from a dataset. Learning generators override :meth:`fit`."""
+
+    learns: ClassVar[bool] = False
+
+    def fit(self, dataset: Dataset, ctx: StepContext) -> None:
+        """Learn from ``dataset`` before :meth:`generate`; checkpoints go to ``ctx.scratch_dir``."""
+
+    @abstractmethod
+    def generate(self, dataset: Dataset, ctx: StepContext) -> Iterable[Sample]:
+        """Yield new samples; their files must be written under ``ctx.work_dir``."""
+
+    def provenance(self, ctx: StepContext, parent: Sample | None) -> Provenance:
+        return Provenance(generator=self.name, step=ctx.step, seed=ctx.seed, parent=parent.id if parent else None)
+
+
+class Evaluator(Component):
+    """Measures a dataset (or models trained on it) and returns JSON-serialisable metrics."""
+
+    @abstractmethod
+    def evaluate(self, dataset: Dataset, ctx: StepContext) -> dict[str, Any]:
+        """Return metrics; figures, reports or models may be written under ``ctx.work_dir``."""
+
+
+class DatasetFormat(ABC):
+    """Reads and writes one on-disk dataset layout."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[Params]] = NoParams
+
+    @abstractmethod
+    def read(self, root: Path, options: Params) -> ReadResult:
+        """Read the dataset under ``root``; unusable samples go to ``ReadResult.issues``."""
+
+    def write(self, dataset: Dataset, dest: Path, options: Params) -> Dataset:
+        """Write ``dataset`` under ``dest`` (an empty folder); return it with paths pointing there."""
+        raise NotImplementedError(f"the {self.name!r} format can only be read")
+
+    @property
+    def writable(self) -> bool:
+        return type(self).write is not DatasetFormat.write

@@ -1,0 +1,166 @@
+"""The ``fewgen`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fewgen import __version__
+from fewgen.errors import UsageError
+
+
+class FewgenGroup(click.Group):
+    """Turns user errors into one line on stderr and exit code 2, plugin failures into exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from fewgen.engine import StepFailed
+
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except StepFailed as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted; finished steps are cached and a rerun resumes from there.", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=FewgenGroup)
+@click.version_option(__version__, prog_name="fewgen")
+@click.option("-v", "--verbose", is_flag=True, help="Log plugin messages at INFO level.")
+def cli(verbose: bool) -> None:
+    """Generate synthetic training data with plugins, and measure whether it helps."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _registry():
+    from fewgen.plugins import get_registry
+
+    return get_registry()
+
+
+def _load(recipe: str, overrides: tuple[str, ...]):
+    from fewgen.recipe import load_recipe
+
+    return load_recipe(Path(recipe), _registry(), list(overrides))
+
+
+set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a recipe value, e.g. --set dataset.root=data --set steps.night.params.fraction=0.5",
+)
+
+
+@cli.command()
+@click.argument("recipe")
+@set_option
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run folder (default: runs/NAME-TIME).")
+@click.option("--device", help="Override the recipe's device: auto, cpu, cuda, cuda:N.")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty run folder (only once the new run is complete).")
+@click.option(
+    "--cache-dir", type=click.Path(file_okay=False), help="Step cache (default: $FEWGEN_CACHE or user cache)."
+)
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+def run(
+    recipe: str,
+    overrides: tuple[str, ...],
+    out_dir: str | None,
+    device: str | None,
+    overwrite: bool,
+    cache_dir: str | None,
+    no_progress: bool,
+) -> None:
+    """Run RECIPE: load the dataset, run its steps (reusing cached ones) and write the run folder."""
+    from fewgen.cache import StepCache
+    from fewgen.engine import Engine
+
+    loaded = _load(recipe, overrides)
+    target = Path(out_dir) if out_dir else Path("runs") / f"{loaded.recipe.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    engine = Engine(
+        _registry(),
+        cache=StepCache(Path(cache_dir)) if cache_dir else None,
+        device=device,
+        show_progress=not no_progress,
+        echo=lambda message: click.echo(message, err=True),
+    )
+    result = engine.run(loaded, target, overwrite=overwrite)
+    summary = result.manifest["dataset"]
+    click.echo(
+        f"wrote {result.out_dir} ({summary['samples']} samples, {summary['synthetic']} synthetic;"
+        f" {result.manifest['skipped_samples']} skipped; {result.manifest['timing']['seconds']:.1f} s)"
+    )
+
+
+@cli.command()
+@click.argument("recipe")
+@set_option
+def validate(recipe: str, overrides: tuple[str, ...]) -> None:
+    """Check RECIPE (and every step's parameters) without running it."""
+    loaded = _load(recipe, overrides)
+    steps = ", ".join(f"{s.name} ({s.component})" for s in loaded.recipe.steps) or "no steps"
+    click.echo(f"{recipe}: valid recipe {loaded.recipe.name!r}: {steps}")
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of recipes, including the installed plugins' parameters."""
+    from fewgen.recipe import recipe_json_schema
+
+    click.echo(json.dumps(recipe_json_schema(_registry()), indent=2))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(as_json: bool) -> None:
+    """List installed plugins, their versions and what they register."""
+    infos = _registry().describe()
+    if as_json:
+        click.echo(json.dumps([info.as_dict() for info in infos], indent=2))
+        return
+    if not infos:
+        click.echo("no plugins installed")
+    for info in infos:
+        click.echo(f"{info.name} ({info.distribution or '?'} {info.version or ''})".rstrip())
+        for label in ("generators", "evaluators", "formats", "cards"):
+            values = getattr(info, label)
+            if values:
+                click.echo(f"  {label}: {', '.join(values)}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def cards(as_json: bool) -> None:
+    """List the dataset cards recipes can name."""
+    from fewgen.cards import available_cards, load_card
+
+    registry = _registry()
+    found = [load_card(str(path), registry) for path in available_cards(registry).values()]
+    if as_json:
+        click.echo(json.dumps([card.model_dump(mode="json") | {"path": str(card.path)} for card in found], indent=2))
+        return
+    for card in found:
+        click.echo(
+            f"{card.name:16} {card.format:8} {card.description.strip().splitlines()[0] if card.description else ''}"
+        )
+
+
+def main() -> None:
+    cli(prog_name="fewgen")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,455 @@
+"""Runs a recipe: load the source dataset, run each step (or restore it from the cache), export.
+
+Every step is a pure function of its input dataset, its plugin (and version), its
+parameters and its seed, so its output is stored under a hash of those. The run folder
+is built beside its final name and renamed into place at the end: a folder with a
+``manifest.json`` is always a complete run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
+import platform
+import random
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from fewgen import __version__
+from fewgen.api import DatasetFormat, Params, StepContext
+from fewgen.cache import StepCache, content_key, tree_fingerprint
+from fewgen.cards import DatasetCard, SplitRule, assign_splits, load_card
+from fewgen.dataset import Dataset, Sample
+from fewgen.errors import UsageError
+from fewgen.plugins import Registry
+from fewgen.recipe import LoadedRecipe, Step, validation_message
+
+log = logging.getLogger("fewgen")
+
+# Bumped when the engine changes how step outputs are stored, so old entries are not reused.
+CACHE_FORMAT = 1
+
+
+class StepFailed(Exception):
+    """A plugin raised an unexpected error; the traceback is in the run's error log."""
+
+    exit_code = 1
+
+
+@dataclass
+class StepRecord:
+    name: str
+    kind: str
+    component: str
+    plugin: str
+    version: str
+    seed: int
+    key: str
+    params: dict[str, Any]
+    new_samples: int = 0
+    issues: list[dict[str, str]] = field(default_factory=list)
+    cached: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    dataset: Dataset
+    metrics: dict[str, Any]
+    manifest: dict[str, Any]
+
+
+def resolve_device(requested: str) -> str:
+    """'auto' means CUDA when torch sees a GPU, else CPU; an explicit CUDA request must be satisfiable."""
+    if requested == "cpu":
+        return "cpu"
+    try:
+        import torch
+    except ImportError:
+        if requested == "auto":
+            return "cpu"
+        raise UsageError(f"device {requested!r} needs PyTorch, which is not installed") from None
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"device {requested!r} was requested but no CUDA GPU is available")
+    return requested
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and (when installed) torch before a step runs; cached steps never get here."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def derive_seed(master: int, step_name: str) -> int:
+    digest = hashlib.sha256(f"{master}:{step_name}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+class Engine:
+    def __init__(
+        self,
+        registry: Registry,
+        cache: StepCache | None = None,
+        device: str | None = None,
+        show_progress: bool = True,
+        echo: Any = None,
+    ):
+        self.registry = registry
+        self.cache = cache or StepCache()
+        self.requested_device = device
+        self.show_progress = show_progress
+        self.echo = echo or (lambda message: print(message, file=sys.stderr))
+        self._device: str | None = None
+
+    # --- source ------------------------------------------------------------------------
+
+    def _source(self, loaded: LoadedRecipe) -> tuple[type[DatasetFormat], Params, Path, list[SplitRule] | None, dict]:
+        spec = loaded.recipe.dataset
+        card: DatasetCard | None = None
+        if spec.card:
+            card = load_card(spec.card, self.registry, loaded.base_dir)
+        format_name = spec.format or (card.format if card else None)
+        assert format_name is not None  # the recipe model requires a card or a format
+        fmt = self.registry.dataset_format(format_name)
+        options_data = {**(card.options if card else {}), **spec.options}
+        try:
+            options = fmt.Options.model_validate(options_data)
+        except Exception as exc:
+            source = loaded.path or "recipe"
+            raise UsageError(validation_message(exc, source, {}, ("dataset", "options"), fmt.Options)) from None
+        if spec.root is not None:
+            root = loaded.resolve_path(spec.root)
+        elif card is not None and card.root is not None and card.path is not None:
+            root = (card.path.parent / card.root).resolve()
+        else:
+            raise UsageError(f"{loaded.path}: dataset card {spec.card!r} has no default root; set 'dataset.root'")
+        if not root.is_dir():
+            raise UsageError(f"dataset root not found: {root}")
+        describe = {
+            "card": card.name if card else None,
+            "format": format_name,
+            "root": str(root),
+            "options": options.model_dump(mode="json"),
+        }
+        return fmt, options, root, card.splits if card else None, describe
+
+    def load_source(self, loaded: LoadedRecipe) -> tuple[Dataset, str, dict[str, Any]]:
+        fmt, options, root, splits, describe = self._source(loaded)
+        recipe = loaded.recipe
+        key = content_key(
+            {
+                "engine": CACHE_FORMAT,
+                "kind": "load",
+                "format": describe["format"],
+                "format_version": self.registry.plugin_version(self.registry.formats, describe["format"]),
+                "options": describe["options"],
+                "root": describe["root"],
+                "files": tree_fingerprint(root),
+                "splits": [rule.model_dump() for rule in splits] if splits else None,
+                "limit": recipe.dataset.limit,
+                "seed": recipe.seed,
+            }
+        )
+        started = time.perf_counter()
+        cached = self.cache.has(key)
+        if not cached:
+            self.echo(f"reading {describe['format']} dataset from {root} ...")
+            with self.cache.build(key) as tmp:
+                result = fmt().read(root, options)
+                dataset = result.dataset
+                if splits:
+                    dataset = assign_splits(dataset, splits, recipe.seed)
+                if recipe.dataset.limit:
+                    dataset = _limit_per_split(dataset, recipe.dataset.limit)
+                if not dataset.samples:
+                    raise UsageError(f"no usable samples in {root} (format {describe['format']!r})")
+                dataset.save(tmp / "dataset")
+                _write_json(tmp / "issues.json", [asdict(issue) for issue in result.issues])
+        entry = self.cache.entry(key)
+        dataset = Dataset.load(entry / "dataset")
+        issues = json.loads((entry / "issues.json").read_text())
+        describe.update(
+            key=key,
+            samples=len(dataset),
+            skipped=len(issues),
+            issues=issues,
+            timing={"cached": cached, "seconds": round(time.perf_counter() - started, 3)},
+        )
+        if issues:
+            self.echo(f"skipped {len(issues)} unusable samples (listed in manifest.json)")
+        return dataset, key, describe
+
+    # --- steps -------------------------------------------------------------------------
+
+    def device(self, requested: str) -> str:
+        if self._device is None:
+            self._device = resolve_device(self.requested_device or requested)
+        return self._device
+
+    def run_step(
+        self, loaded: LoadedRecipe, index: int, dataset: Dataset, input_key: str
+    ) -> tuple[Dataset, str, dict[str, Any], StepRecord, Path]:
+        step: Step = loaded.recipe.steps[index]
+        params = loaded.step_params[index]
+        table = self.registry.generators if step.kind == "generator" else self.registry.evaluators
+        plugin_name, component_cls = table[step.component]
+        version = self.registry.plugin_version(table, step.component)
+        seed = step.seed if step.seed is not None else derive_seed(loaded.recipe.seed, step.name or "")
+        params_json = params.model_dump(mode="json")
+        key = content_key(
+            {
+                "engine": CACHE_FORMAT,
+                "kind": step.kind,
+                "component": step.component,
+                "plugin": plugin_name,
+                "version": version,
+                "params": params_json,
+                "seed": seed,
+                "splits": step.splits if step.kind == "generator" else None,
+                "draw_from": step.draw_from if step.kind == "generator" else None,
+                "input": input_key,
+            }
+        )
+        record = StepRecord(step.name or "", step.kind, step.component, plugin_name, version, seed, key, params_json)
+        entry = self.cache.entry(key)
+        ctx = StepContext(
+            step=record.name,
+            seed=seed,
+            work_dir=entry / "files",
+            device="unresolved",
+            log=logging.getLogger(f"fewgen.{record.name}"),
+            show_progress=self.show_progress,
+            scratch_dir=self.cache.scratch(key),
+        )
+        record.cached = self.cache.has(key)
+        hook = self.registry.pm.hook
+        hook.before_step(step=ctx, kind=step.kind, component=step.component, params=params_json, cached=record.cached)
+        started = time.perf_counter()
+        if not record.cached:
+            ctx.device = self.device(loaded.recipe.device)
+            try:
+                with self.cache.build(key) as tmp:
+                    ctx.work_dir = tmp / "files"
+                    ctx.work_dir.mkdir()
+                    ctx.scratch_dir.mkdir(parents=True, exist_ok=True)
+                    seed_everything(seed)
+                    component = component_cls(params)
+                    if step.kind == "generator":
+                        chosen = dataset.with_samples(
+                            s
+                            for s in dataset
+                            if s.split in step.splits and (step.draw_from == "all" or not s.is_synthetic)
+                        )
+                        if component_cls.learns:
+                            component.fit(chosen, ctx)
+                        new = _check_new_samples(list(component.generate(chosen, ctx)), dataset, ctx, record.name)
+                        # Saved at the entry's top so paths into files/ stay relative and survive the rename.
+                        Dataset(new, dataset.classes, dataset.name).save(tmp)
+                    else:
+                        metrics = component.evaluate(dataset, ctx)
+                        _write_json(tmp / "metrics.json", _json_ready(metrics, record.name))
+                    _write_json(tmp / "issues.json", [asdict(issue) for issue in ctx.issues])
+            except UsageError:
+                raise
+            except BaseException as exc:
+                hook.on_step_error(step=ctx, kind=step.kind, component=step.component, error=exc)
+                if isinstance(exc, KeyboardInterrupt | SystemExit):
+                    raise
+                raise StepFailed(self._failure(record, exc)) from exc
+        metrics: dict[str, Any] = {}
+        if step.kind == "generator":
+            new_samples = Dataset.load(entry).samples
+            record.new_samples = len(new_samples)
+            output = dataset.with_samples([*dataset.samples, *new_samples])
+            output_key = key
+        else:
+            metrics = json.loads((entry / "metrics.json").read_text())
+            output, output_key = dataset, input_key
+        record.issues = json.loads((entry / "issues.json").read_text())
+        record.seconds = round(time.perf_counter() - started, 3)
+        hook.after_step(step=ctx, kind=step.kind, component=step.component, dataset=output, metrics=metrics)
+        return output, output_key, metrics, record, entry / "files"
+
+    def _failure(self, record: StepRecord, exc: BaseException) -> str:
+        log_dir = self.cache.root / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{record.name}.log"
+        log_path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        return (
+            f"step {record.name!r} ({record.kind} {record.component!r}) failed: {type(exc).__name__}: {exc}"
+            f" (traceback in {log_path})"
+        )
+
+    # --- the whole run -----------------------------------------------------------------
+
+    def run(self, loaded: LoadedRecipe, out_dir: Path, overwrite: bool = False) -> RunResult:
+        out_dir = out_dir.resolve()
+        _check_out_dir(out_dir, overwrite)
+        recipe = loaded.recipe
+        output_format = self.registry.dataset_format(recipe.output.format)
+        if not output_format().writable:
+            raise UsageError(f"output format {recipe.output.format!r} can only be read; choose e.g. 'yolo' or 'coco'")
+        output_options = output_format.Options.model_validate(recipe.output.options)
+        started_at = datetime.now(UTC)
+        started = time.perf_counter()
+
+        dataset, key, source = self.load_source(loaded)
+        records: list[StepRecord] = []
+        metrics: dict[str, Any] = {}
+        reports: dict[str, Path] = {}
+        total = len(recipe.steps)
+        for index, step in enumerate(recipe.steps):
+            self.echo(f"[{index + 1}/{total}] {step.name}: {step.kind} {step.component} ...")
+            dataset, key, step_metrics, record, files = self.run_step(loaded, index, dataset, key)
+            records.append(record)
+            if step.kind == "evaluator":
+                metrics[record.name] = step_metrics
+                reports[record.name] = files
+            outcome = "restored from cache" if record.cached else f"done in {record.seconds:.1f} s"
+            extra = f", {record.new_samples} new samples" if step.kind == "generator" else ""
+            skipped = f", {len(record.issues)} skipped" if record.issues else ""
+            self.echo(f"[{index + 1}/{total}] {step.name}: {outcome}{extra}{skipped}")
+
+        tmp_out = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+        shutil.rmtree(tmp_out, ignore_errors=True)
+        tmp_out.mkdir(parents=True)
+        try:
+            self.echo(f"writing {len(dataset)} samples ({recipe.output.format}) ...")
+            exported = output_format().write(dataset, tmp_out / "dataset", output_options)
+            if not (tmp_out / "dataset" / "samples.jsonl").exists():
+                exported.save(tmp_out / "dataset")
+            for name, files in reports.items():
+                if files.is_dir() and any(files.iterdir()):
+                    shutil.copytree(files, tmp_out / "reports" / name)
+            _write_json(tmp_out / "metrics.json", metrics)
+            (tmp_out / "recipe.yaml").write_text(
+                yaml.safe_dump(loaded.resolved(), sort_keys=False, allow_unicode=True), encoding="utf-8"
+            )
+            manifest = self._manifest(loaded, source, records, dataset, started_at, time.perf_counter() - started)
+            _write_json(tmp_out / "manifest.json", manifest)
+            _replace_dir(tmp_out, out_dir)
+        except BaseException:
+            shutil.rmtree(tmp_out, ignore_errors=True)
+            raise
+        # Reloaded so the returned paths point into the final folder, not the temporary one.
+        return RunResult(out_dir, Dataset.load(out_dir / "dataset"), metrics, manifest)
+
+    def _manifest(
+        self,
+        loaded: LoadedRecipe,
+        source: dict[str, Any],
+        records: list[StepRecord],
+        dataset: Dataset,
+        started_at: datetime,
+        seconds: float,
+    ) -> dict[str, Any]:
+        steps = []
+        for record in records:
+            item = asdict(record)
+            item["timing"] = {"cached": item.pop("cached"), "seconds": item.pop("seconds")}
+            steps.append(item)
+        return {
+            "fewgen": __version__,
+            "recipe": {"path": str(loaded.path) if loaded.path else None, "resolved": loaded.resolved()},
+            "seed": loaded.recipe.seed,
+            "device": self._device or "not needed (all steps cached or CPU-free)",
+            "source": source,
+            "steps": steps,
+            "dataset": dataset.summary(),
+            "skipped_samples": source["skipped"] + sum(len(r.issues) for r in records),
+            "versions": _versions(self.registry),
+            "timing": {"started": started_at.isoformat(timespec="seconds"), "seconds": round(seconds, 3)},
+        }
+
+
+def _versions(registry: Registry) -> dict[str, Any]:
+    versions: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
+    for info in registry.describe():
+        versions[info.name] = {"distribution": info.distribution, "version": info.version}
+    for package in ("numpy", "pillow", "torch", "torchvision", "albumentations", "ultralytics", "fiftyone"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _limit_per_split(dataset: Dataset, limit: int) -> Dataset:
+    counts: dict[str, int] = {}
+    kept = []
+    for sample in dataset:
+        if counts.get(sample.split, 0) < limit:
+            counts[sample.split] = counts.get(sample.split, 0) + 1
+            kept.append(sample)
+    return dataset.with_samples(kept)
+
+
+def _check_new_samples(new: list[Sample], dataset: Dataset, ctx: StepContext, step: str) -> list[Sample]:
+    """Generators are plugins: check the contract before their output enters the cache."""
+    existing = {s.id for s in dataset}
+    seen: set[str] = set()
+    for sample in new:
+        if sample.id in existing or sample.id in seen:
+            raise RuntimeError(f"generated sample id {sample.id!r} is not unique")
+        seen.add(sample.id)
+        for path in (sample.image, sample.mask):
+            if path is not None and not Path(path).resolve().is_relative_to(ctx.work_dir.resolve()):
+                raise RuntimeError(f"generated file {path} is outside the step's work folder")
+            if path is not None and not Path(path).is_file():
+                raise RuntimeError(f"generated file {path} does not exist")
+        if sample.provenance is None:
+            raise RuntimeError(f"generated sample {sample.id!r} has no provenance")
+    return new
+
+
+def _json_ready(metrics: Any, step: str) -> Any:
+    try:
+        json.dumps(metrics, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise RuntimeError(f"evaluator of step {step!r} returned metrics that are not plain JSON: {exc}") from None
+    return metrics
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"output path exists and is not a folder: {out_dir}")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise UsageError(f"output folder {out_dir} is not empty; choose another --out or pass --overwrite")
+
+
+def _replace_dir(built: Path, final: Path) -> None:
+    """Swap the finished run folder into place; an old one is removed only after the swap."""
+    old = None
+    if final.exists():
+        old = final.parent / f".{final.name}.old-{os.getpid()}"
+        os.rename(final, old)
+    os.rename(built, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

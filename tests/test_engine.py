@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fewgen.cache import StepCache
+from fewgen.engine import Engine, StepFailed
+from fewgen.errors import UsageError
+from fewgen.recipe import load_recipe
+from fewgen.testing import make_native_dataset
+
+RECIPE = """\
+name: tiny
+seed: 1
+dataset:
+  format: fewgen
+  root: data
+steps:
+  - name: bright
+    generator: brighten
+    params: {offset: 30}
+  - name: stats
+    evaluator: dataset_stats
+output:
+  format: fewgen
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    make_native_dataset(tmp_path / "data", count=8)
+    (tmp_path / "recipe.yaml").write_text(RECIPE)
+    return tmp_path
+
+
+def run(project: Path, registry, out: str, overrides: list[str] | None = None, **kwargs):
+    loaded = load_recipe(project / "recipe.yaml", registry, overrides)
+    engine = Engine(registry, cache=StepCache(project / "cache"), show_progress=False, echo=lambda _: None)
+    return engine.run(loaded, project / out, **kwargs)
+
+
+def test_run_writes_dataset_metrics_manifest_and_recipe(project, registry, brighten):
+    result = run(project, registry, "out")
+    out = project / "out"
+    assert {p.name for p in out.iterdir()} == {"dataset", "metrics.json", "manifest.json", "recipe.yaml"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [s["name"] for s in manifest["steps"]] == ["bright", "stats"]
+    assert manifest["steps"][0]["new_samples"] == 4  # the 4 training samples of 8
+    assert manifest["dataset"]["synthetic"] == 4
+    assert manifest["steps"][0]["params"] == {"offset": 30, "fraction": 1.0}
+    assert manifest["recipe"]["resolved"]["seed"] == 1
+    assert "python" in manifest["versions"] and manifest["versions"]["fewgen.stats"]["distribution"] == "fewgen"
+    synthetic = [s for s in result.dataset if s.is_synthetic]
+    assert all(s.split == "train" and s.provenance.step == "bright" for s in synthetic)
+    assert all(s.image.is_relative_to(out) for s in result.dataset)
+    metrics = json.loads((out / "metrics.json").read_text())
+    groups = metrics["stats"]["groups"]
+    assert groups["train/day/brighten"]["mean_brightness"] > groups["train/day/real"]["mean_brightness"]
+
+
+def test_rerun_restores_every_step_from_cache_with_identical_files(project, registry, brighten):
+    run(project, registry, "first")
+    assert brighten.calls == 1
+    result = run(project, registry, "second")
+    assert brighten.calls == 1, "the generator ran again instead of being restored"
+    assert all(step["timing"]["cached"] for step in result.manifest["steps"])
+    for name in ("dataset/samples.jsonl", "dataset/dataset.json", "metrics.json"):
+        assert (project / "first" / name).read_bytes() == (project / "second" / name).read_bytes(), name
+    first_images = sorted(p.relative_to(project / "first") for p in (project / "first" / "dataset").rglob("*.png"))
+    second_images = sorted(p.relative_to(project / "second") for p in (project / "second" / "dataset").rglob("*.png"))
+    assert first_images == second_images and len(first_images) == 12
+
+
+def test_changed_params_or_seed_miss_the_cache(project, registry, brighten):
+    run(project, registry, "a")
+    run(project, registry, "b", ["steps.bright.params.offset=31"])
+    run(project, registry, "c", ["seed=2"])
+    assert brighten.calls == 3
+
+
+def test_failed_step_leaves_no_run_folder_and_rerun_resumes(project, registry, brighten, monkeypatch):
+    original = brighten.generate
+
+    def failing(self, dataset, ctx):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(brighten, "generate", failing)
+    with pytest.raises(StepFailed, match=r"step 'bright' .* RuntimeError: disk on fire .*traceback in"):
+        run(project, registry, "out")
+    assert not (project / "out").exists()
+    assert not list(project.glob(".out.partial*"))
+    monkeypatch.setattr(brighten, "generate", original)
+    run(project, registry, "out")
+    assert (project / "out" / "manifest.json").is_file()
+
+
+def test_evaluator_failure_keeps_generator_result_cached(project, registry, brighten, monkeypatch):
+    from fewgen.stats import DatasetStats
+
+    monkeypatch.setattr(DatasetStats, "evaluate", lambda self, dataset, ctx: {"bad": float("nan")})
+    with pytest.raises(StepFailed, match="not plain JSON"):
+        run(project, registry, "out")
+    monkeypatch.undo()
+    result = run(project, registry, "out")
+    assert [s["timing"]["cached"] for s in result.manifest["steps"]] == [True, False]
+
+
+def test_non_empty_out_dir_is_protected(project, registry, brighten):
+    (project / "out").mkdir()
+    (project / "out" / "precious.txt").write_text("keep me")
+    with pytest.raises(UsageError, match="not empty"):
+        run(project, registry, "out")
+    assert (project / "out" / "precious.txt").read_text() == "keep me"
+    run(project, registry, "out", overwrite=True)
+    assert not (project / "out" / "precious.txt").exists()
+    assert (project / "out" / "manifest.json").exists()
+
+
+def test_corrupt_source_image_is_skipped_and_listed(project, registry, brighten):
+    (project / "data" / "images" / "img2.png").write_bytes(b"\x89PNG not really")
+    result = run(project, registry, "out")
+    assert result.manifest["source"]["skipped"] == 1
+    assert "img2.png" in result.manifest["source"]["issues"][0]["path"]
+    assert result.manifest["skipped_samples"] == 1
+    assert len(result.dataset) == 7 + 4
+
+
+def test_missing_root_is_a_usage_error(project, registry):
+    with pytest.raises(UsageError, match="dataset root not found"):
+        run(project, registry, "out", ["dataset.root=nowhere"])
+
+
+def test_generators_see_only_their_splits(project, registry, brighten):
+    result = run(project, registry, "out", ["steps.bright.splits=[train, val]"])
+    assert result.manifest["steps"][0]["new_samples"] == 6
+    assert not any(s.split == "test" for s in result.dataset if s.is_synthetic)
+
+
+def test_steps_chain_unless_drawing_from_real_only(project, registry, brighten):
+    text = (
+        (project / "recipe.yaml")
+        .read_text()
+        .replace("  - name: stats", "  - name: again\n    generator: brighten\n    draw_from: DRAW\n  - name: stats")
+    )
+    (project / "recipe.yaml").write_text(text.replace("DRAW", "all"))
+    chained = run(project, registry, "chained")
+    assert chained.manifest["steps"][1]["new_samples"] == 8
+    (project / "recipe.yaml").write_text(text.replace("DRAW", "real"))
+    real_only = run(project, registry, "real_only")
+    assert real_only.manifest["steps"][1]["new_samples"] == 4
+    assert all(s.provenance.parent.startswith("img") for s in real_only.dataset if s.is_synthetic)
