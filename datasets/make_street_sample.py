@@ -217,7 +217,7 @@ class ValueNoise:
 
 
 def as_rgb(color: Color) -> tuple[int, int, int]:
-    r, g, b = (int(round(min(max(c, 0.0), 255.0))) for c in color)
+    r, g, b = (int(min(max(float(c), 0.0), 255.0) + 0.5) for c in color)
     return r, g, b
 
 
@@ -230,8 +230,10 @@ def mixed(a: Color, b: Color, t: float) -> Color:
 
 
 def jittered(rng: np.random.Generator, color: Color, amount: float) -> Color:
+    """``color`` a little brighter or darker and a little shifted in hue."""
     factor = 1 + rng.uniform(-amount, amount)
-    return tuple(c * factor * (1 + rng.uniform(-amount / 3, amount / 3)) for c in color)  # type: ignore[return-value]
+    r, g, b = (c * factor * (1 + rng.uniform(-amount / 3, amount / 3)) for c in color)
+    return r, g, b
 
 
 class Layer:
@@ -426,7 +428,7 @@ def paint_sky(canvas: Canvas, scene: Scene, rng: np.random.Generator) -> None:
 def paint_ground(canvas: Canvas, scene: Scene, rng: np.random.Generator) -> None:
     """Road, markings, curbs and pavement, computed per pixel from where each pixel lands on the ground."""
     cam, street = scene.camera, scene.street
-    first_row = int(math.floor(cam.horizon)) + 1
+    first_row = math.floor(cam.horizon) + 1
     rows = np.arange(first_row, canvas.height, dtype=np.float32)[:, None] + 0.5
     cols = np.arange(canvas.width, dtype=np.float32)[None, :] + 0.5
     z = cam.focal * cam.height / (rows - cam.horizon)
@@ -439,7 +441,7 @@ def paint_ground(canvas: Canvas, scene: Scene, rng: np.random.Generator) -> None
     fine = (noise.sample(x * 6.0 + 91.0, z * 6.0 + 13.0) - 0.5) * fade
 
     asphalt = np.array(jittered(rng, (86, 87, 90), 0.12), np.float32)
-    color = np.empty(x.shape + (3,), np.float32)
+    color = np.empty((*x.shape, 3), np.float32)
     road = ax <= street.half_road
     shade = 1 + 0.16 * blotch + 0.22 * fine
     # Tyres polish two darker tracks in every lane.
@@ -576,8 +578,14 @@ def draw_building(canvas: Canvas, scene: Scene, building: Building, rng: np.rand
                 continue
             a, b = centre - ww / 2, centre + ww / 2
             details.polygon(
-                cam.polygon([(x, sill - 0.1, a - 0.1), (x, sill - 0.1, b + 0.1), (x, sill + wh + 0.1, b + 0.1),
-                             (x, sill + wh + 0.1, a - 0.1)]),
+                cam.polygon(
+                    [
+                        (x, sill - 0.1, a - 0.1),
+                        (x, sill - 0.1, b + 0.1),
+                        (x, sill + wh + 0.1, b + 0.1),
+                        (x, sill + wh + 0.1, a - 0.1),
+                    ]
+                ),
                 frame,
             )
             roll = rng.random()
@@ -587,21 +595,30 @@ def draw_building(canvas: Canvas, scene: Scene, building: Building, rng: np.rand
                 glass = mixed(glass_base, scene.sky_top, 0.5)  # sky reflected
             else:
                 glass = jittered(rng, glass_base, 0.15)
+            # Glass shows reflections, not the sunlight on the wall: undo the facade's lighting factor.
             details.polygon(
-                cam.polygon([(x, sill, a), (x, sill, b), (x, sill + wh, b), (x, sill + wh, a)]), scaled(glass, 1 / facing)
+                cam.polygon([(x, sill, a), (x, sill, b), (x, sill + wh, b), (x, sill + wh, a)]),
+                scaled(glass, 1 / facing),
             )
             if centre < 40:
                 mullion = scaled(frame, 0.9)
                 mid = (a + b) / 2
                 details.polygon(
-                    cam.polygon([(x, sill, mid - 0.04), (x, sill, mid + 0.04), (x, sill + wh, mid + 0.04),
-                                 (x, sill + wh, mid - 0.04)]),
+                    cam.polygon(
+                        [
+                            (x, sill, mid - 0.04),
+                            (x, sill, mid + 0.04),
+                            (x, sill + wh, mid + 0.04),
+                            (x, sill + wh, mid - 0.04),
+                        ]
+                    ),
                     mullion,
                 )
     if building.shop:
         sign = jittered(rng, AWNING_COLORS[rng.integers(len(AWNING_COLORS))], 0.2)
-        details.polygon(cam.polygon([(x, 2.9, z0 + 0.4), (x, 2.9, z1 - 0.4), (x, 3.4, z1 - 0.4), (x, 3.4, z0 + 0.4)]),
-                        sign)
+        details.polygon(
+            cam.polygon([(x, 2.9, z0 + 0.4), (x, 2.9, z1 - 0.4), (x, 3.4, z1 - 0.4), (x, 3.4, z0 + 0.4)]), sign
+        )
         pane = rng.uniform(2.0, 3.2)
         start = z0 + 0.6
         while start + pane < z1 - 0.5:
@@ -613,19 +630,19 @@ def draw_building(canvas: Canvas, scene: Scene, building: Building, rng: np.rand
             start += pane + 0.3
     canvas.composite(details, depth, light=facing, texture=0.03)
 
-    if building.awning is not None:
+    # An awning right over a camera held on the pavement would fill the frame, so awnings start ahead.
+    a0, a1 = max(z0 + 0.5, 4.0), z1 - 0.5
+    if building.awning is not None and a1 - a0 > 1.0:
         awning = canvas.layer()
         out = -building.side * 1.4
         awning.polygon(
-            cam.polygon([(x, 3.0, z0 + 0.5), (x, 3.0, z1 - 0.5), (x + out, 2.45, z1 - 0.5), (x + out, 2.45, z0 + 0.5)]),
-            building.awning,
+            cam.polygon([(x, 3.0, a0), (x, 3.0, a1), (x + out, 2.45, a1), (x + out, 2.45, a0)]), building.awning
         )
         awning.polygon(
-            cam.polygon([(x + out, 2.45, z0 + 0.5), (x + out, 2.45, z1 - 0.5), (x + out, 2.2, z1 - 0.5),
-                         (x + out, 2.2, z0 + 0.5)]),
+            cam.polygon([(x + out, 2.45, a0), (x + out, 2.45, a1), (x + out, 2.2, a1), (x + out, 2.2, a0)]),
             scaled(building.awning, 0.8),
         )
-        canvas.composite(awning, max((z0 + z1) / 2, 1.0), light=facing * 0.9, texture=0.03)
+        canvas.composite(awning, (a0 + a1) / 2, light=facing * 0.9, texture=0.03)
 
 
 def draw_far_end(canvas: Canvas, scene: Scene, end: float, rng: np.random.Generator) -> None:
@@ -638,8 +655,9 @@ def draw_far_end(canvas: Canvas, scene: Scene, end: float, rng: np.random.Genera
         height = rng.uniform(10, 35)
         layer = canvas.layer()
         color = jittered(rng, FACADE_COLORS[rng.integers(len(FACADE_COLORS))], 0.08)
-        layer.polygon(cam.polygon([(x, 0, end), (x + width, 0, end), (x + width, height, end), (x, height, end)]),
-                      color)
+        layer.polygon(
+            cam.polygon([(x, 0, end), (x + width, 0, end), (x + width, height, end), (x, height, end)]), color
+        )
         canvas.composite(layer, end, light=scene.lighting.on((0.0, 0.0, -1.0)), texture=0.03)
         x += width
 
@@ -680,7 +698,9 @@ class Tree(Drawable):
         layer.limb(base, fork, 0.3 * ppm, 0.18 * ppm, bark)
         for _ in range(3):
             tip = cam.project(
-                self.x + rng.uniform(-0.8, 0.8), self.trunk_height + rng.uniform(0.8, 1.6), self.z + rng.uniform(-0.5, 0.5)
+                self.x + rng.uniform(-0.8, 0.8),
+                self.trunk_height + rng.uniform(0.8, 1.6),
+                self.z + rng.uniform(-0.5, 0.5),
             )
             layer.limb(fork, tip, 0.12 * ppm, 0.06 * ppm, scaled(bark, 0.9))
         centre_y = self.trunk_height + self.crown_radius * 0.9
@@ -755,10 +775,19 @@ class Pole(Drawable):
             else:
                 half = 0.3 * ppm
                 u, v = centre
-                layer.polygon([(u - half, v - half), (u + half, v - half), (u + half, v + half), (u - half, v + half)],
-                              (30, 74, 160))
-                layer.polygon([(u - half * 0.3, v - half * 0.7), (u + half * 0.3, v - half * 0.7),
-                               (u + half * 0.3, v + half * 0.7), (u - half * 0.3, v + half * 0.7)], (232, 232, 228))
+                layer.polygon(
+                    [(u - half, v - half), (u + half, v - half), (u + half, v + half), (u - half, v + half)],
+                    (30, 74, 160),
+                )
+                layer.polygon(
+                    [
+                        (u - half * 0.3, v - half * 0.7),
+                        (u + half * 0.3, v - half * 0.7),
+                        (u + half * 0.3, v + half * 0.7),
+                        (u - half * 0.3, v + half * 0.7),
+                    ],
+                    (232, 232, 228),
+                )
         light = scene.lighting.ambient + 0.5 * scene.lighting.diffuse
         return canvas.composite(layer, self.z, object_id, light=light, lateral=0.3 * scene.lighting.lit_side)
 
@@ -813,65 +842,180 @@ class Car(Drawable):
         if side_x is not None:
             normal: Point3 = (-1.0 if side_x == xl else 1.0, 0.0, 0.0)
             body = lit(paint, normal)
-            layer.polygon(cam.polygon([(side_x, 0.2, zn + 0.1), (side_x, 0.2, zf - 0.1), (side_x, belt, zf),
-                                       (side_x, belt, zn)]), body)
-            layer.polygon(cam.polygon([(side_x, 0.2, zn + 0.1), (side_x, 0.2, zf - 0.1), (side_x, 0.34, zf - 0.05),
-                                       (side_x, 0.34, zn + 0.05)]), scaled(body, 0.6))
+            layer.polygon(
+                cam.polygon([(side_x, 0.2, zn + 0.1), (side_x, 0.2, zf - 0.1), (side_x, belt, zf), (side_x, belt, zn)]),
+                body,
+            )
+            layer.polygon(
+                cam.polygon(
+                    [
+                        (side_x, 0.2, zn + 0.1),
+                        (side_x, 0.2, zf - 0.1),
+                        (side_x, 0.34, zf - 0.05),
+                        (side_x, 0.34, zn + 0.05),
+                    ]
+                ),
+                scaled(body, 0.6),
+            )
             inset = 0.1 if side_x == xl else -0.1
             cabin_x = side_x + inset
-            layer.polygon(cam.polygon([(cabin_x, belt, zn + nb), (cabin_x, top, zn + nt), (cabin_x, top, zf - ft),
-                                       (cabin_x, belt, zf - fb)]), body)
-            layer.polygon(cam.polygon([(cabin_x, belt + 0.04, zn + nb + 0.1), (cabin_x, top - 0.06, zn + nt + 0.06),
-                                       (cabin_x, top - 0.06, zf - ft - 0.06), (cabin_x, belt + 0.04, zf - fb - 0.1)]),
-                          glass)
+            layer.polygon(
+                cam.polygon(
+                    [
+                        (cabin_x, belt, zn + nb),
+                        (cabin_x, top, zn + nt),
+                        (cabin_x, top, zf - ft),
+                        (cabin_x, belt, zf - fb),
+                    ]
+                ),
+                body,
+            )
+            layer.polygon(
+                cam.polygon(
+                    [
+                        (cabin_x, belt + 0.04, zn + nb + 0.1),
+                        (cabin_x, top - 0.06, zn + nt + 0.06),
+                        (cabin_x, top - 0.06, zf - ft - 0.06),
+                        (cabin_x, belt + 0.04, zf - fb - 0.1),
+                    ]
+                ),
+                glass,
+            )
             pillar = (zn + nt + zf - ft) / 2
-            layer.polygon(cam.polygon([(cabin_x, belt, pillar - 0.07), (cabin_x, top, pillar - 0.07),
-                                       (cabin_x, top, pillar + 0.07), (cabin_x, belt, pillar + 0.07)]), body)
-            layer.polygon(cam.polygon([(side_x, 0.7, (zn + zf) / 2 - 0.02), (side_x, 0.7, (zn + zf) / 2 + 0.02),
-                                       (side_x, 0.3, (zn + zf) / 2 + 0.02), (side_x, 0.3, (zn + zf) / 2 - 0.02)]),
-                          scaled(body, 0.7))
+            layer.polygon(
+                cam.polygon(
+                    [
+                        (cabin_x, belt, pillar - 0.07),
+                        (cabin_x, top, pillar - 0.07),
+                        (cabin_x, top, pillar + 0.07),
+                        (cabin_x, belt, pillar + 0.07),
+                    ]
+                ),
+                body,
+            )
+            layer.polygon(
+                cam.polygon(
+                    [
+                        (side_x, 0.7, (zn + zf) / 2 - 0.02),
+                        (side_x, 0.7, (zn + zf) / 2 + 0.02),
+                        (side_x, 0.3, (zn + zf) / 2 + 0.02),
+                        (side_x, 0.3, (zn + zf) / 2 - 0.02),
+                    ]
+                ),
+                scaled(body, 0.7),
+            )
             for axle in (zn + 0.8, zf - 0.8):
                 for radius, color in ((0.38, (12, 12, 12)), (0.32, tyre), (0.19, (150, 152, 156))):
-                    ring = [(side_x, 0.32 + radius * math.sin(t), axle + radius * math.cos(t))
-                            for t in np.linspace(0, 2 * math.pi, 18, endpoint=False)]
+                    ring = [
+                        (side_x, 0.32 + radius * math.sin(t), axle + radius * math.cos(t))
+                        for t in np.linspace(0, 2 * math.pi, 18, endpoint=False)
+                    ]
                     if radius == 0.38:
-                        ring = [p for p in ring if p[1] >= 0.25] + [(side_x, 0.25, axle - 0.38), (side_x, 0.25, axle + 0.38)]
+                        ring = [p for p in ring if p[1] >= 0.25] + [
+                            (side_x, 0.25, axle - 0.38),
+                            (side_x, 0.25, axle + 0.38),
+                        ]
                         ring = sorted(ring, key=lambda p: math.atan2(p[1] - 0.25, p[2] - axle))
                     layer.polygon(cam.polygon(ring), color)
         if cam.height > top:
             roof = lit(paint, (0.0, 1.0, 0.0))
-            layer.polygon(cam.polygon([(xl + 0.12, top, zn + nt), (xr - 0.12, top, zn + nt), (xr - 0.12, top, zf - ft),
-                                       (xl + 0.12, top, zf - ft)]), roof)
+            layer.polygon(
+                cam.polygon(
+                    [
+                        (xl + 0.12, top, zn + nt),
+                        (xr - 0.12, top, zn + nt),
+                        (xr - 0.12, top, zf - ft),
+                        (xl + 0.12, top, zf - ft),
+                    ]
+                ),
+                roof,
+            )
 
         # The near end: wheels peeking out below, then the body, the cabin's sloped glass and the lights.
         near = lit(paint, (0.0, 0.0, -1.0))
         for a, b in ((xl + 0.05, xl + 0.3), (xr - 0.3, xr - 0.05)):
-            layer.polygon(cam.polygon([(a, 0.0, zn + 0.7), (b, 0.0, zn + 0.7), (b, 0.35, zn + 0.7), (a, 0.35, zn + 0.7)]),
-                          tyre)
-        layer.polygon(cam.polygon([(xl, 0.22, zn), (xr, 0.22, zn), (xr, belt - 0.05, zn), (xr - 0.06, belt, zn),
-                                   (xl + 0.06, belt, zn), (xl, belt - 0.05, zn)]), near)
-        layer.polygon(cam.polygon([(xl + 0.08, belt, zn + nb), (xr - 0.08, belt, zn + nb), (xr - 0.2, top, zn + nt),
-                                   (xl + 0.2, top, zn + nt)]), near)
-        layer.polygon(cam.polygon([(xl + 0.16, belt + 0.04, zn + nb + 0.03), (xr - 0.16, belt + 0.04, zn + nb + 0.03),
-                                   (xr - 0.26, top - 0.06, zn + nt - 0.03), (xl + 0.26, top - 0.06, zn + nt - 0.03)]),
-                      mixed(glass, scene.sky_top, 0.25))
-        layer.polygon(cam.polygon([(xl, 0.22, zn - 0.02), (xr, 0.22, zn - 0.02), (xr, 0.4, zn - 0.02),
-                                   (xl, 0.4, zn - 0.02)]), scaled(near, 0.55))
+            layer.polygon(
+                cam.polygon([(a, 0.0, zn + 0.7), (b, 0.0, zn + 0.7), (b, 0.35, zn + 0.7), (a, 0.35, zn + 0.7)]), tyre
+            )
+        layer.polygon(
+            cam.polygon(
+                [
+                    (xl, 0.22, zn),
+                    (xr, 0.22, zn),
+                    (xr, belt - 0.05, zn),
+                    (xr - 0.06, belt, zn),
+                    (xl + 0.06, belt, zn),
+                    (xl, belt - 0.05, zn),
+                ]
+            ),
+            near,
+        )
+        layer.polygon(
+            cam.polygon(
+                [
+                    (xl + 0.08, belt, zn + nb),
+                    (xr - 0.08, belt, zn + nb),
+                    (xr - 0.2, top, zn + nt),
+                    (xl + 0.2, top, zn + nt),
+                ]
+            ),
+            near,
+        )
+        layer.polygon(
+            cam.polygon(
+                [
+                    (xl + 0.16, belt + 0.04, zn + nb + 0.03),
+                    (xr - 0.16, belt + 0.04, zn + nb + 0.03),
+                    (xr - 0.26, top - 0.06, zn + nt - 0.03),
+                    (xl + 0.26, top - 0.06, zn + nt - 0.03),
+                ]
+            ),
+            mixed(glass, scene.sky_top, 0.25),
+        )
+        layer.polygon(
+            cam.polygon([(xl, 0.22, zn - 0.02), (xr, 0.22, zn - 0.02), (xr, 0.4, zn - 0.02), (xl, 0.4, zn - 0.02)]),
+            scaled(near, 0.55),
+        )
         if self.facing_away:
             lamp: Color = (176, 26, 28)
             lamp_rows, plate_rows = (belt - 0.25, belt - 0.08), (0.44, 0.56)
         else:
             lamp = (236, 236, 226)
             lamp_rows, plate_rows = (belt - 0.24, belt - 0.12), (0.26, 0.38)
-            layer.polygon(cam.polygon([(self.x - 0.4, 0.45, zn - 0.02), (self.x + 0.4, 0.45, zn - 0.02),
-                                       (self.x + 0.4, belt - 0.1, zn - 0.02), (self.x - 0.4, belt - 0.1, zn - 0.02)]),
-                          (30, 30, 32))
+            layer.polygon(
+                cam.polygon(
+                    [
+                        (self.x - 0.4, 0.45, zn - 0.02),
+                        (self.x + 0.4, 0.45, zn - 0.02),
+                        (self.x + 0.4, belt - 0.1, zn - 0.02),
+                        (self.x - 0.4, belt - 0.1, zn - 0.02),
+                    ]
+                ),
+                (30, 30, 32),
+            )
         for a, b in ((xl + 0.05, xl + 0.38), (xr - 0.38, xr - 0.05)):
-            layer.polygon(cam.polygon([(a, lamp_rows[0], zn - 0.02), (b, lamp_rows[0], zn - 0.02),
-                                       (b, lamp_rows[1], zn - 0.02), (a, lamp_rows[1], zn - 0.02)]), lamp)
-        layer.polygon(cam.polygon([(self.x - 0.26, plate_rows[0], zn - 0.03), (self.x + 0.26, plate_rows[0], zn - 0.03),
-                                   (self.x + 0.26, plate_rows[1], zn - 0.03), (self.x - 0.26, plate_rows[1], zn - 0.03)]),
-                      (232, 232, 226))
+            layer.polygon(
+                cam.polygon(
+                    [
+                        (a, lamp_rows[0], zn - 0.02),
+                        (b, lamp_rows[0], zn - 0.02),
+                        (b, lamp_rows[1], zn - 0.02),
+                        (a, lamp_rows[1], zn - 0.02),
+                    ]
+                ),
+                lamp,
+            )
+        layer.polygon(
+            cam.polygon(
+                [
+                    (self.x - 0.26, plate_rows[0], zn - 0.03),
+                    (self.x + 0.26, plate_rows[0], zn - 0.03),
+                    (self.x + 0.26, plate_rows[1], zn - 0.03),
+                    (self.x - 0.26, plate_rows[1], zn - 0.03),
+                ]
+            ),
+            (232, 232, 226),
+        )
         return canvas.composite(layer, self.z, object_id, light=shade, vertical=0.15, texture=0.02)
 
 
@@ -988,8 +1132,9 @@ class Pedestrian(Drawable):
         return canvas.composite(layer, self.z, object_id, light=base, lateral=lateral, vertical=0.12, texture=0.04)
 
 
-def draw_side_figure(layer: Layer, at: Callable[[float, float], Point], size: float, person: Pedestrian,
-                     facing: float) -> None:
+def draw_side_figure(
+    layer: Layer, at: Callable[[float, float], Point], size: float, person: Pedestrian, facing: float
+) -> None:
     """A walker or stander in profile; body units are fractions of the person's height."""
     o = person.outfit
     s = math.sin(person.phase) if person.walking else 0.0
@@ -997,8 +1142,9 @@ def draw_side_figure(layer: Layer, at: Callable[[float, float], Point], size: fl
 
     def leg(phase_sign: float) -> tuple[Point, Point, Point, Point]:
         thigh = swing * s * phase_sign + (0.0 if person.walking else 0.04 * phase_sign)
-        flex = 0.08 + (0.5 * max(0.0, -math.cos(person.phase + (0 if phase_sign > 0 else math.pi))) if person.walking
-                       else 0.0)
+        flex = 0.08 + (
+            0.5 * max(0.0, -math.cos(person.phase + (0 if phase_sign > 0 else math.pi))) if person.walking else 0.0
+        )
         hip = (0.0, 0.53)
         knee = (hip[0] + 0.245 * math.sin(thigh), hip[1] - 0.245 * math.cos(thigh))
         shin = thigh - flex
@@ -1030,8 +1176,9 @@ def draw_side_figure(layer: Layer, at: Callable[[float, float], Point], size: fl
         shin_color = scaled(o.skin if lower_skin else o.bottom, shade)
         layer.limb(body(hip), body(knee), 0.085 * size, 0.062 * size, thigh_color)
         layer.limb(body(knee), body(ankle), 0.06 * size, 0.045 * size, shin_color)
-        layer.limb(body((ankle[0] - 0.02, ankle[1] - 0.005)), body(toe), 0.045 * size, 0.035 * size,
-                   scaled(o.shoes, shade))
+        layer.limb(
+            body((ankle[0] - 0.02, ankle[1] - 0.005)), body(toe), 0.045 * size, 0.035 * size, scaled(o.shoes, shade)
+        )
 
     def draw_arm(points: tuple[Point, Point, Point], shade: float) -> None:
         shoulder, elbow, wrist = points
@@ -1041,17 +1188,31 @@ def draw_side_figure(layer: Layer, at: Callable[[float, float], Point], size: fl
         layer.ellipse(body((wrist[0] + 0.01, wrist[1] - 0.02)), 0.024 * size, 0.028 * size, scaled(o.skin, shade))
         if o.bag == "handbag" and shade == 1.0:
             hx, hy = wrist[0] + 0.01, wrist[1] - 0.05
-            layer.polygon([body((hx - 0.05, hy)), body((hx + 0.05, hy)), body((hx + 0.055, hy - 0.1)),
-                           body((hx - 0.055, hy - 0.1))], o.bag_color)
+            layer.polygon(
+                [
+                    body((hx - 0.05, hy)),
+                    body((hx + 0.05, hy)),
+                    body((hx + 0.055, hy - 0.1)),
+                    body((hx - 0.055, hy - 0.1)),
+                ],
+                o.bag_color,
+            )
 
     draw_arm(arms[0], 0.78)
     draw_leg(legs[1], 0.8)
     if o.bag == "backpack":
-        layer.polygon([body((-0.07, 0.79)), body((-0.15, 0.77)), body((-0.16, 0.58)), body((-0.06, 0.57))],
-                      o.bag_color)
+        layer.polygon([body((-0.07, 0.79)), body((-0.15, 0.77)), body((-0.16, 0.58)), body((-0.06, 0.57))], o.bag_color)
     draw_leg(legs[0], 1.0)
-    torso = [(-0.06, 0.815), (0.05, 0.815), (0.07, 0.74), (0.055, 0.6), (0.06, 0.5), (-0.065, 0.5), (-0.06, 0.6),
-             (-0.075, 0.72)]
+    torso = [
+        (-0.06, 0.815),
+        (0.05, 0.815),
+        (0.07, 0.74),
+        (0.055, 0.6),
+        (0.06, 0.5),
+        (-0.065, 0.5),
+        (-0.06, 0.6),
+        (-0.075, 0.72),
+    ]
     layer.polygon([body(p) for p in torso], o.top)
     if o.bottom_kind == "skirt":
         layer.polygon([body((-0.065, 0.53)), body((0.06, 0.53)), body((0.12, 0.36)), body((-0.11, 0.36))], o.bottom)
@@ -1083,8 +1244,16 @@ def draw_front_figure(layer: Layer, at: Callable[[float, float], Point], size: f
         layer.limb(at(*knee), at(*foot), 0.062 * size, 0.046 * size, shin_color)
         layer.ellipse(at(foot[0], foot[1] - 0.015), 0.032 * size, 0.02 * size, o.shoes)
     layer.polygon([at(-0.1, 0.53), at(0.1, 0.53), at(0.075, 0.45), at(-0.075, 0.45)], o.bottom)
-    torso = [(-0.11, shoulder_y), (0.11, shoulder_y), (0.1, 0.7), (0.085, 0.6), (0.1, 0.5), (-0.1, 0.5),
-             (-0.085, 0.6), (-0.1, 0.7)]
+    torso = [
+        (-0.11, shoulder_y),
+        (0.11, shoulder_y),
+        (0.1, 0.7),
+        (0.085, 0.6),
+        (0.1, 0.5),
+        (-0.1, 0.5),
+        (-0.085, 0.6),
+        (-0.1, 0.7),
+    ]
     if o.hair_style == "long" and not back:
         # Seen from the front, long hair falls behind the shoulders, so it goes under the torso and neck.
         layer.polygon([at(-0.068, 0.94), at(0.068, 0.94), at(0.075, 0.77), at(-0.075, 0.77)], o.hair)
@@ -1103,8 +1272,15 @@ def draw_front_figure(layer: Layer, at: Callable[[float, float], Point], size: f
         layer.limb(at(*elbow), at(*wrist), 0.045 * size, 0.036 * size, o.top if o.long_sleeves else o.skin)
         layer.ellipse(at(wrist[0], wrist[1] - 0.02), 0.024 * size, 0.03 * size, o.skin)
         if o.bag == "handbag" and side > 0:
-            layer.polygon([at(wrist[0] - 0.04, wrist[1] - 0.04), at(wrist[0] + 0.05, wrist[1] - 0.04),
-                           at(wrist[0] + 0.055, wrist[1] - 0.14), at(wrist[0] - 0.045, wrist[1] - 0.14)], o.bag_color)
+            layer.polygon(
+                [
+                    at(wrist[0] - 0.04, wrist[1] - 0.04),
+                    at(wrist[0] + 0.05, wrist[1] - 0.04),
+                    at(wrist[0] + 0.055, wrist[1] - 0.14),
+                    at(wrist[0] - 0.045, wrist[1] - 0.14),
+                ],
+                o.bag_color,
+            )
     if o.bag == "backpack":
         if back:
             layer.polygon([at(-0.085, 0.79), at(0.085, 0.79), at(0.09, 0.57), at(-0.09, 0.57)], o.bag_color)
@@ -1118,13 +1294,17 @@ def draw_front_figure(layer: Layer, at: Callable[[float, float], Point], size: f
     draw_head(layer, at, size, o, profile=False, back=back)
 
 
-def draw_head(layer: Layer, at: Callable[[float, float], Point], size: float, o: Outfit, profile: bool,
-              back: bool = False) -> None:
+def draw_head(
+    layer: Layer, at: Callable[[float, float], Point], size: float, o: Outfit, profile: bool, back: bool = False
+) -> None:
     centre = (0.008, 0.925) if profile else (0.0, 0.925)
     rx, ry = 0.052 * size, 0.066 * size
     if o.hair_style == "long" and (profile or back):
-        sweep = [(-0.062, 0.95), (0.0, 0.95), (-0.012, 0.78), (-0.072, 0.77)] if profile else [
-            (-0.065, 0.94), (0.065, 0.94), (0.07, 0.76), (-0.07, 0.76)]
+        sweep = (
+            [(-0.062, 0.95), (0.0, 0.95), (-0.012, 0.78), (-0.072, 0.77)]
+            if profile
+            else [(-0.065, 0.94), (0.065, 0.94), (0.07, 0.76), (-0.07, 0.76)]
+        )
         layer.polygon([at(*p) for p in sweep], o.hair)
     if back:
         layer.ellipse(at(*centre), rx, ry, o.skin)
@@ -1140,8 +1320,9 @@ def draw_head(layer: Layer, at: Callable[[float, float], Point], size: float, o:
             layer.ellipse(at(centre[0], centre[1] + 0.01), rx * 1.08, ry * 1.0, o.hair)
         layer.ellipse(at(centre[0], centre[1] - 0.01), rx * 0.9, ry * 0.86, o.skin)
         for side in (-1.0, 1.0):
-            layer.ellipse(at(centre[0] + side * 0.018, centre[1] - 0.004), 0.006 * size, 0.004 * size,
-                          scaled(o.skin, 0.45))
+            layer.ellipse(
+                at(centre[0] + side * 0.018, centre[1] - 0.004), 0.006 * size, 0.004 * size, scaled(o.skin, 0.45)
+            )
     if o.hair_style == "cap":
         layer.ellipse(at(centre[0], centre[1] + 0.03), rx * 1.08, ry * 0.6, o.cap)
         brim = 0.055 if profile else 0.0
@@ -1209,7 +1390,7 @@ def place_people(rng: np.random.Generator, scene: Scene, cars: list[Car], props:
         else:
             side = 1 if rng.random() < 0.5 else -1
             x = side * rng.uniform(street.half_road + 0.5, street.facade - 0.45)
-            z = rng.uniform(5, 36)
+            z = 4.5 + 30 * rng.random() ** 1.5  # nearer people are likelier, as on a real pavement
             roll = rng.random()
             view = "front" if roll < 0.38 else "back" if roll < 0.76 else ("right" if rng.random() < 0.5 else "left")
             walking = bool(rng.random() < 0.72)
@@ -1217,8 +1398,15 @@ def place_people(rng: np.random.Generator, scene: Scene, cars: list[Car], props:
         height = rng.uniform(1.1, 1.35) if child else rng.uniform(1.55, 1.92)
         if not fits(x, z):
             continue
-        person = Pedestrian(x=x, z=z, height_m=height, view=view, walking=walking, phase=rng.uniform(0, 2 * math.pi),
-                            outfit=make_outfit(rng))
+        person = Pedestrian(
+            x=x,
+            z=z,
+            height_m=height,
+            view=view,
+            walking=walking,
+            phase=rng.uniform(0, 2 * math.pi),
+            outfit=make_outfit(rng),
+        )
         people.append(person)
         if len(people) < count and rng.random() < 0.3:
             # A companion walking alongside, a little nearer or farther, so the two overlap.
@@ -1230,8 +1418,15 @@ def place_people(rng: np.random.Generator, scene: Scene, cars: list[Car], props:
                 cx = x + offset
             if fits(cx, cz) and (crossing or abs(cx) > street.half_road + 0.4):
                 people.append(
-                    Pedestrian(x=cx, z=cz, height_m=rng.uniform(1.55, 1.9), view=view, walking=walking,
-                               phase=person.phase + rng.uniform(-0.8, 0.8), outfit=make_outfit(rng))
+                    Pedestrian(
+                        x=cx,
+                        z=cz,
+                        height_m=rng.uniform(1.55, 1.9),
+                        view=view,
+                        walking=walking,
+                        phase=person.phase + rng.uniform(-0.8, 0.8),
+                        outfit=make_outfit(rng),
+                    )
                 )
     return people
 
@@ -1273,9 +1468,16 @@ def place_props(rng: np.random.Generator, street: Street, camera: Camera) -> lis
         spacing = rng.uniform(8, 13)
         leaves = jittered(rng, (70, 104, 50), 0.15)
         while z < 110:
-            props.append(Tree(x=side * (street.half_road + 0.8), z=z, trunk_height=rng.uniform(2.8, 3.6),
-                              crown_radius=rng.uniform(1.5, 2.4), leaves=jittered(rng, leaves, 0.06),
-                              seed=int(rng.integers(1 << 30))))
+            props.append(
+                Tree(
+                    x=side * (street.half_road + 0.8),
+                    z=z,
+                    trunk_height=rng.uniform(2.8, 3.6),
+                    crown_radius=rng.uniform(1.5, 2.4),
+                    leaves=jittered(rng, leaves, 0.06),
+                    seed=int(rng.integers(1 << 30)),
+                )
+            )
             z += spacing * rng.uniform(0.9, 1.1)
     for side in (-1, 1):
         if side in tree_sides and rng.random() < 0.5:
@@ -1286,8 +1488,9 @@ def place_props(rng: np.random.Generator, street: Street, camera: Camera) -> lis
             z += rng.uniform(22, 32)
     if rng.random() < 0.6:
         side = 1 if rng.random() < 0.5 else -1
-        props.append(Pole(x=side * (street.half_road + 0.45), z=rng.uniform(8, 25), kind="sign",
-                          seed=int(rng.integers(1 << 30))))
+        props.append(
+            Pole(x=side * (street.half_road + 0.45), z=rng.uniform(8, 25), kind="sign", seed=int(rng.integers(1 << 30)))
+        )
     # Nothing stands right in front of a camera held on the pavement.
     return [prop for prop in props if abs(prop.x - camera.x) > 1.2]
 
@@ -1374,8 +1577,9 @@ def develop(canvas: Canvas, scene: Scene, rng: np.random.Generator) -> np.ndarra
     """Haze, lens blur, exposure, vignette and sensor noise: the supersampled scene becomes a camera frame."""
     haze = np.array(scene.sky_horizon, np.float32)
     transmission = np.exp(-canvas.depth / scene.visibility_m)[..., None]
-    rgb = np.where(np.isfinite(canvas.depth)[..., None], canvas.rgb * transmission + haze * (1 - transmission),
-                   canvas.rgb)
+    rgb = np.where(
+        np.isfinite(canvas.depth)[..., None], canvas.rgb * transmission + haze * (1 - transmission), canvas.rgb
+    )
     image = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).reduce(SUPERSAMPLE)
     image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.55)))
     frame = np.asarray(image, np.float32) / 255
@@ -1436,8 +1640,13 @@ def try_render(rng: np.random.Generator) -> tuple[np.ndarray, list[Label]] | Non
         ys, xs = np.nonzero(canvas.ids == object_id)
         if covered == 0 or len(xs) < MIN_VISIBLE_SHARE * covered:
             return None
-        label = Label(cls, float(xs.min()) / SUPERSAMPLE, float(ys.min()) / SUPERSAMPLE, float(xs.max() + 1) / SUPERSAMPLE,
-                      float(ys.max() + 1) / SUPERSAMPLE)
+        label = Label(
+            cls,
+            float(xs.min()) / SUPERSAMPLE,
+            float(ys.min()) / SUPERSAMPLE,
+            float(xs.max() + 1) / SUPERSAMPLE,
+            float(ys.max() + 1) / SUPERSAMPLE,
+        )
         if label.x2 - label.x1 >= MIN_BOX_PX and label.y2 - label.y1 >= MIN_BOX_PX:
             labels.append(label)
     if sum(label.cls == PERSON for label in labels) < 2:
@@ -1454,16 +1663,12 @@ def render(index: int) -> tuple[np.ndarray, list[Label]]:
     raise RuntimeError(f"no acceptable layout for image {index} in {MAX_LAYOUT_TRIES} tries")
 
 
-DATA_YAML = """\
-# Procedurally generated by datasets/make_street_sample.py; see README.md.
-path: .
-train: images/train
-val: images/val
-test: images/test
-names:
-  0: person
-  1: car
-"""
+def data_yaml() -> str:
+    names = "".join(f"  {cls}: {name}\n" for cls, name in CLASS_NAMES.items())
+    return (
+        "# Procedurally generated by datasets/make_street_sample.py; see README.md.\n"
+        "path: .\ntrain: images/train\nval: images/val\ntest: images/test\nnames:\n" + names
+    )
 
 
 def write_dataset(out: Path) -> None:
@@ -1480,13 +1685,17 @@ def write_dataset(out: Path) -> None:
             text = "".join(label.yolo_line() + "\n" for label in labels)
             (out / "labels" / split / f"{stem}.txt").write_text(text, encoding="utf-8")
             index += 1
-    (out / "data.yaml").write_text(DATA_YAML, encoding="utf-8")
+    (out / "data.yaml").write_text(data_yaml(), encoding="utf-8")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "street_sample",
-                        help="dataset folder to (re)write")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent / "street_sample",
+        help="dataset folder to (re)write",
+    )
     args = parser.parse_args()
     write_dataset(args.out)
     print(f"wrote {sum(SPLIT_SIZES.values())} images to {args.out}")

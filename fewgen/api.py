@@ -14,12 +14,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from fewgen.dataset import Dataset, Provenance, Sample
+
+if TYPE_CHECKING:
+    import numpy as np
 
 T = TypeVar("T")
 
@@ -64,7 +66,15 @@ class StepContext:
 
     def rng(self, *salt: int) -> np.random.Generator:
         """A random generator derived from the step seed; salts give independent streams."""
+        import numpy as np  # imported on use: a cached rerun never needs it
+
         return np.random.default_rng([self.seed, *salt])
+
+    def seed_torch(self) -> None:
+        """Seed torch (CPU and CUDA) from the step seed; call it before building models or sampling."""
+        import torch
+
+        torch.manual_seed(self.seed)
 
     def progress(self, items: Iterable[T], total: int | None = None, desc: str | None = None) -> Iterator[T]:
         from tqdm.auto import tqdm

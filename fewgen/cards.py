@@ -72,6 +72,7 @@ class DatasetCard(BaseModel):
     format: str = Field(description="Name of a registered dataset format.")
     options: dict[str, Any] = Field(default_factory=dict, description="Options of that format.")
     root: str | None = Field(None, description="Default root, relative to the card file.")
+    domain: str | None = Field(None, description="Domain given to samples whose layout names none (e.g. 'day').")
     splits: list[SplitRule] | None = Field(None, description="Split assignment; the first matching rule wins.")
     path: Path | None = Field(None, exclude=True)
 

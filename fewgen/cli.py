@@ -12,15 +12,13 @@ from typing import Any
 import click
 
 from fewgen import __version__
-from fewgen.errors import UsageError
+from fewgen.errors import StepFailed, UsageError
 
 
 class FewgenGroup(click.Group):
     """Turns user errors into one line on stderr and exit code 2, plugin failures into exit 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from fewgen.engine import StepFailed
-
         try:
             return super().invoke(ctx)
         except UsageError as exc:

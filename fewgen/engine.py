@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import importlib.util
 import json
 import logging
 import os
@@ -25,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from fewgen import __version__
@@ -33,7 +31,7 @@ from fewgen.api import DatasetFormat, Params, StepContext
 from fewgen.cache import StepCache, content_key, tree_fingerprint
 from fewgen.cards import DatasetCard, SplitRule, assign_splits, load_card
 from fewgen.dataset import Dataset, Sample
-from fewgen.errors import UsageError
+from fewgen.errors import StepFailed, UsageError
 from fewgen.plugins import Registry
 from fewgen.recipe import LoadedRecipe, Step, validation_message
 
@@ -41,12 +39,6 @@ log = logging.getLogger("fewgen")
 
 # Bumped when the engine changes how step outputs are stored, so old entries are not reused.
 CACHE_FORMAT = 1
-
-
-class StepFailed(Exception):
-    """A plugin raised an unexpected error; the traceback is in the run's error log."""
-
-    exit_code = 1
 
 
 @dataclass
@@ -91,13 +83,17 @@ def resolve_device(requested: str) -> str:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and (when installed) torch before a step runs; cached steps never get here."""
+    """Seed Python, NumPy and, if a plugin imported it, torch before a step runs.
+
+    torch is not imported here (seconds of start-up for steps that never use it); plugins
+    that import it inside their methods call ``ctx.seed_torch()``.
+    """
+    import numpy as np
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    if importlib.util.find_spec("torch") is not None:
-        import torch
-
-        torch.manual_seed(seed)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
 
 
 def derive_seed(master: int, step_name: str) -> int:
@@ -150,6 +146,7 @@ class Engine:
             "format": format_name,
             "root": str(root),
             "options": options.model_dump(mode="json"),
+            "domain": spec.domain or (card.domain if card else None),
         }
         return fmt, options, root, card.splits if card else None, describe
 
@@ -167,6 +164,7 @@ class Engine:
                 "files": tree_fingerprint(root),
                 "splits": [rule.model_dump() for rule in splits] if splits else None,
                 "limit": recipe.dataset.limit,
+                "domain": describe["domain"],
                 "seed": recipe.seed,
             }
         )
@@ -177,6 +175,8 @@ class Engine:
             with self.cache.build(key) as tmp:
                 result = fmt().read(root, options)
                 dataset = result.dataset
+                if describe["domain"]:
+                    dataset = dataset.with_samples(s.derive(domain=s.domain or describe["domain"]) for s in dataset)
                 if splits:
                     dataset = assign_splits(dataset, splits, recipe.seed)
                 if recipe.dataset.limit:

@@ -1,4 +1,8 @@
-"""Image reading and writing shared by formats and plugins, with errors that name the file."""
+"""Image reading and writing shared by formats and plugins, with errors that name the file.
+
+NumPy is imported inside the functions that need it: format plugins import this module
+at registration, and a cached rerun should not pay for NumPy it never uses.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -29,6 +36,8 @@ def checked_size(path: Path) -> tuple[int, int]:
 
 def load_rgb(path: Path) -> np.ndarray:
     """An HxWx3 uint8 array."""
+    import numpy as np
+
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
@@ -38,6 +47,8 @@ def load_rgb(path: Path) -> np.ndarray:
 
 def load_mask(path: Path) -> np.ndarray:
     """An HxW uint8 array (first channel of multi-channel masks)."""
+    import numpy as np
+
     try:
         with Image.open(path) as image:
             array = np.asarray(image)
@@ -48,6 +59,8 @@ def load_mask(path: Path) -> np.ndarray:
 
 def save_image(array: np.ndarray, path: Path, quality: int = 95) -> Path:
     """Write an image atomically (temporary file, then rename); the suffix picks the codec."""
+    import numpy as np
+
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(np.ascontiguousarray(array))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)

@@ -57,21 +57,27 @@ class Registry:
         self.pm = pm
         self._versions = versions
 
-    # Registration hooks are called one implementation at a time so each class is
-    # attributed to the plugin that registered it (for `fewgen plugins` and the cache key).
+    # Registration hooks are called through pluggy one plugin at a time, so each class is
+    # attributed to the plugin that registered it (for `fewgen plugins` and the cache key)
+    # while tracing and hook options keep working.
     def _collect(self, hook_name: str, kind: str) -> dict[str, tuple[str, Any]]:
         found: dict[str, tuple[str, Any]] = {}
+        article = "an" if kind[0] in "aeiou" else "a"
+        plugins = [plugin for _, plugin in self.pm.list_name_plugin() if plugin is not None]
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            others = [plugin for plugin in plugins if plugin is not impl.plugin]
 
             def register(item: Any, _plugin: str = impl.plugin_name) -> None:
                 if kind != "card folder" and not isinstance(item, type):
-                    raise TypeError(f"plugin {_plugin!r} registered an instance, not a class, as a {kind}: {item!r}")
+                    raise TypeError(
+                        f"plugin {_plugin!r} registered an instance, not a class, as {article} {kind}: {item!r}"
+                    )
                 key = str(item) if kind == "card folder" else item.name
                 if key in found and found[key][0] != _plugin:
                     raise UsageError(f"{kind} {key!r} is registered by both {found[key][0]!r} and {_plugin!r}")
                 found[key] = (_plugin, item)
 
-            impl.function(register=register)
+            self.pm.subset_hook_caller(hook_name, remove_plugins=others)(register=register)
         return found
 
     @cached_property
@@ -147,23 +153,37 @@ def load_registry(extra_plugins: list[object] | None = None) -> Registry:
             continue
         if pm.get_plugin(ep.name) is not None:
             continue
+        # A broken third-party plugin is reported and left out; it must not take the CLI down.
         try:
             module = ep.load()
-        except Exception as exc:  # a broken third-party plugin must not take the CLI down
-            print(f"fewgen: plugin {ep.name!r} failed to load: {exc}", file=sys.stderr)
+            pm.register(module, name=ep.name)
+            _check_hook_names(pm, module)
+        except Exception as exc:
+            if pm.get_plugin(ep.name) is not None:
+                pm.unregister(name=ep.name)
+            print(f"fewgen: plugin {ep.name!r} not loaded: {exc}", file=sys.stderr)
             continue
-        pm.register(module, name=ep.name)
         versions[ep.name] = (ep.dist.name, ep.dist.version) if ep.dist else (None, None)
-    for plugin in extra_plugins or []:
-        pm.register(plugin)
     try:
+        for plugin in extra_plugins or []:
+            pm.register(plugin)
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise UsageError(f"a plugin implements a hook fewgen does not define: {exc}") from None
+        raise UsageError(f"invalid plugin: {exc}") from None
     if os.environ.get("FEWGEN_TRACE_PLUGINS"):
         pm.trace.root.setwriter(lambda text: print(text, end="", file=sys.stderr))
         pm.enable_tracing()
     return Registry(pm, versions)
+
+
+def _check_hook_names(pm: pluggy.PluginManager, plugin: object) -> None:
+    """``check_pending`` for one plugin, naming the closest real hook."""
+    for caller in pm.get_hookcallers(plugin) or []:
+        if not caller.has_spec():
+            hooks = [name for name in dir(hookspecs) if name.startswith(("register_", "before_", "after_", "on_"))]
+            raise pluggy.PluginValidationError(
+                plugin, f"implements unknown hook {caller.name!r}{did_you_mean(caller.name, hooks)}"
+            )
 
 
 _registry: Registry | None = None

@@ -33,6 +33,7 @@ class DatasetSource(Strict):
     format: str | None = Field(None, description="Dataset format, when no card is given or to override the card's.")
     options: dict[str, Any] = Field(default_factory=dict, description="Format options; merged over the card's.")
     limit: int | None = Field(None, ge=1, description="Use only the first N samples per split (quick trials).")
+    domain: str | None = Field(None, description="Domain for samples whose layout names none; overrides the card's.")
 
     @model_validator(mode="after")
     def _card_or_format(self) -> DatasetSource:

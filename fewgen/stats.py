@@ -12,7 +12,6 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from pydantic import Field
 
 from fewgen.api import Evaluator, Params, StepContext
@@ -53,6 +52,8 @@ class DatasetStats(Evaluator):
 
 
 def _box_stats(samples: list[Sample], class_name: Callable[[int], str]) -> dict[str, Any]:
+    import numpy as np  # hook modules keep imports light; see docs/writing_plugins.md
+
     per_class: dict[str, list[float]] = defaultdict(list)
     for sample in samples:
         for box in sample.boxes:
@@ -68,6 +69,8 @@ def _box_stats(samples: list[Sample], class_name: Callable[[int], str]) -> dict[
 
 
 def _image_stats(samples: list[Sample], ctx: StepContext) -> dict[str, Any]:
+    import numpy as np
+
     luma_means, luma_stds = [], []
     for sample in ctx.progress(samples, total=len(samples), desc=f"{ctx.step}: image statistics"):
         try:

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from fewgen.cache import StepCache
-from fewgen.engine import Engine, StepFailed
-from fewgen.errors import UsageError
+from fewgen.engine import Engine
+from fewgen.errors import StepFailed, UsageError
 from fewgen.recipe import load_recipe
 from fewgen.testing import make_native_dataset
 

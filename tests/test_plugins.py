@@ -7,6 +7,7 @@ environment cannot change their outcome.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -289,7 +290,8 @@ def test_lifecycle_hooks_see_every_step(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("no_entry_points")
 def test_on_step_error_is_called_when_a_step_fails(tmp_path: Path) -> None:
     from fewgen.cache import StepCache
-    from fewgen.engine import Engine, StepFailed
+    from fewgen.engine import Engine
+    from fewgen.errors import StepFailed
     from fewgen.recipe import load_recipe
 
     recorder = LifecycleRecorder()
@@ -304,3 +306,34 @@ def test_on_step_error_is_called_when_a_step_fails(tmp_path: Path) -> None:
         ("on_step_error", "broken", "generator", "always_fails", "the model ran out of memory"),
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_broken_entry_point_plugins_are_left_out_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "misspelt_plugin.py").write_text(
+        "from fewgen import hookimpl\n\n@hookimpl\ndef register_generator(register):\n    pass\n"
+    )
+    (tmp_path / "crashing_plugin.py").write_text("raise ImportError('needs a library that is missing')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fake = [
+        importlib.metadata.EntryPoint(name="misspelt", value="misspelt_plugin", group="fewgen"),
+        importlib.metadata.EntryPoint(name="crashing", value="crashing_plugin", group="fewgen"),
+        *importlib.metadata.entry_points(group="fewgen", name="fewgen.stats"),
+    ]
+    monkeypatch.setattr("fewgen.plugins.importlib.metadata.entry_points", lambda group: fake)
+    registry = load_registry()
+    err = capsys.readouterr().err
+    assert "plugin 'misspelt' not loaded" in err and "did you mean 'register_generators'" in err
+    assert "plugin 'crashing' not loaded: needs a library that is missing" in err
+    assert [info.name for info in registry.describe()] == ["fewgen.stats"]
+    assert list(registry.evaluators) == ["dataset_stats"]
+
+
+def test_registration_hooks_are_traced(
+    no_entry_points: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FEWGEN_TRACE_PLUGINS", "1")
+    registry = load_registry(extra_plugins=[GeneratorPlugin()])
+    assert "CopyGenerator" in str(registry.generators)
+    assert "register_generators" in capsys.readouterr().err

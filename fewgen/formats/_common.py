@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -202,8 +203,14 @@ def read_yaml(path: Path, what: str) -> Any:
         raise UsageError(f"{what} {path} is not valid YAML: {reason}") from None
 
 
+@functools.cache
+def _codec_by_suffix() -> dict[str, str]:
+    # Pillow rebuilds this table on every call; exporting thousands of images needs it once.
+    return Image.registered_extensions()
+
+
 def _same_codec(a: Path, b: Path) -> bool:
-    extensions = Image.registered_extensions()
+    extensions = _codec_by_suffix()
     codec = extensions.get(a.suffix.lower())
     return codec is not None and codec == extensions.get(b.suffix.lower())
 

@@ -11,17 +11,19 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
 from pydantic import Field
 
 from fewgen.api import Generator, Params, StepContext
 from fewgen.dataset import Dataset, Sample
 from fewgen.imageio import CorruptImage, copy_file, load_rgb, save_image
 
+if TYPE_CHECKING:
+    import numpy as np
+
 # ITU-R BT.601 luma weights: the brightness a viewer perceives in an RGB pixel.
-LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 # Characters kept from a sample id in a file name; the rest become "_".
 UNSAFE_FILE_CHARACTERS = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -87,7 +89,11 @@ def choose(samples: list[Sample], fraction: float, rng: np.random.Generator) -> 
 
 def to_gray(rgb: np.ndarray, contrast: float) -> np.ndarray:
     """An HxWx3 uint8 image whose three channels all hold the luma of ``rgb``."""
-    luma = rgb.astype(np.float32) @ LUMA_WEIGHTS
+    # NumPy is imported here, not at the top: fewgen imports this module whenever it lists
+    # plugins, and a hook module should cost next to nothing to import.
+    import numpy as np
+
+    luma = rgb.astype(np.float32) @ np.asarray(LUMA_WEIGHTS, dtype=np.float32)
     if contrast != 1.0:
         mean = luma.mean()
         luma = mean + (luma - mean) * contrast

@@ -1,0 +1,1 @@
+"""fewgen-augment: a fewgen plugin that adds augmented copies of images with albumentations."""
