@@ -38,7 +38,7 @@ from fewgen.recipe import LoadedRecipe, Step, validation_message
 log = logging.getLogger("fewgen")
 
 # Bumped when the engine changes how step outputs are stored, so old entries are not reused.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclass
@@ -52,6 +52,7 @@ class StepRecord:
     key: str
     params: dict[str, Any]
     new_samples: int = 0
+    device: str | None = None
     issues: list[dict[str, str]] = field(default_factory=list)
     cached: bool = False
     seconds: float = 0.0
@@ -268,7 +269,8 @@ class Engine:
                     else:
                         metrics = component.evaluate(dataset, ctx)
                         _write_json(tmp / "metrics.json", _json_ready(metrics, record.name))
-                    _write_json(tmp / "issues.json", [asdict(issue) for issue in ctx.issues])
+                    # The device is part of the result's provenance: a restored step reports the one it ran on.
+                    _write_json(tmp / "step.json", {"device": ctx.device, "issues": [asdict(i) for i in ctx.issues]})
             except UsageError:
                 raise
             except BaseException as exc:
@@ -285,7 +287,8 @@ class Engine:
         else:
             metrics = json.loads((entry / "metrics.json").read_text())
             output, output_key = dataset, input_key
-        record.issues = json.loads((entry / "issues.json").read_text())
+        stored = json.loads((entry / "step.json").read_text())
+        record.issues, record.device = stored["issues"], stored["device"]
         record.seconds = round(time.perf_counter() - started, 3)
         hook.after_step(step=ctx, kind=step.kind, component=step.component, dataset=output, metrics=metrics)
         return output, output_key, metrics, record, entry / "files"
@@ -372,7 +375,7 @@ class Engine:
             "fewgen": __version__,
             "recipe": {"path": str(loaded.path) if loaded.path else None, "resolved": loaded.resolved()},
             "seed": loaded.recipe.seed,
-            "device": self._device or "not needed (all steps cached or CPU-free)",
+            "device": self.requested_device or loaded.recipe.device,
             "source": source,
             "steps": steps,
             "dataset": dataset.summary(),

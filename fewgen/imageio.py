@@ -1,7 +1,7 @@
 """Image reading and writing shared by formats and plugins, with errors that name the file.
 
-NumPy is imported inside the functions that need it: format plugins import this module
-at registration, and a cached rerun should not pay for NumPy it never uses.
+NumPy and Pillow are imported inside the functions that need them: format plugins import
+this module at registration, and a cached rerun should not pay for libraries it never uses.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from PIL import Image, UnidentifiedImageError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,35 +22,46 @@ class CorruptImage(Exception):
     """An image file that cannot be decoded."""
 
 
+def _decode_errors() -> tuple[type[BaseException], ...]:
+    from PIL import UnidentifiedImageError
+
+    # Pillow reports damaged files through several exception types, depending on the codec.
+    return (OSError, UnidentifiedImageError, ValueError, SyntaxError)
+
+
 def checked_size(path: Path) -> tuple[int, int]:
     """(width, height) after decoding the whole file, so truncated images are caught here."""
+    from PIL import Image
+
     try:
         with Image.open(path) as image:
             image.load()
             return image.size
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+    except _decode_errors() as exc:
         raise CorruptImage(f"cannot decode image: {exc}") from None
 
 
 def load_rgb(path: Path) -> np.ndarray:
     """An HxWx3 uint8 array."""
     import numpy as np
+    from PIL import Image
 
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+    except _decode_errors() as exc:
         raise CorruptImage(f"cannot decode image {path}: {exc}") from None
 
 
 def load_mask(path: Path) -> np.ndarray:
     """An HxW uint8 array (first channel of multi-channel masks)."""
     import numpy as np
+    from PIL import Image
 
     try:
         with Image.open(path) as image:
             array = np.asarray(image)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+    except _decode_errors() as exc:
         raise CorruptImage(f"cannot decode mask {path}: {exc}") from None
     return array[..., 0] if array.ndim == 3 else array
 
@@ -60,6 +69,7 @@ def load_mask(path: Path) -> np.ndarray:
 def save_image(array: np.ndarray, path: Path, quality: int = 95) -> Path:
     """Write an image atomically (temporary file, then rename); the suffix picks the codec."""
     import numpy as np
+    from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(np.ascontiguousarray(array))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -11,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from PIL import Image
 
 from fewgen.api import SampleIssue
 from fewgen.dataset import Box, Sample
@@ -203,16 +201,17 @@ def read_yaml(path: Path, what: str) -> Any:
         raise UsageError(f"{what} {path} is not valid YAML: {reason}") from None
 
 
-@functools.cache
-def _codec_by_suffix() -> dict[str, str]:
-    # Pillow rebuilds this table on every call; exporting thousands of images needs it once.
-    return Image.registered_extensions()
+# Suffixes that name the same codec. Comparing names avoids Pillow's full plugin table,
+# whose first use imports every image plugin Pillow has.
+_SUFFIX_ALIASES = {".jpeg": ".jpg", ".jpe": ".jpg", ".tif": ".tiff"}
 
 
 def _same_codec(a: Path, b: Path) -> bool:
-    extensions = _codec_by_suffix()
-    codec = extensions.get(a.suffix.lower())
-    return codec is not None and codec == extensions.get(b.suffix.lower())
+    def canonical(path: Path) -> str:
+        suffix = path.suffix.lower()
+        return _SUFFIX_ALIASES.get(suffix, suffix)
+
+    return canonical(a) == canonical(b)
 
 
 def export_image(source: Path, dest: Path) -> None:
