@@ -128,6 +128,12 @@ class DatasetFormat(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
     Options: ClassVar[type[Params]] = NoParams
+    # Options of write() when they differ from read()'s (a reader may need paths a writer does not).
+    WriteOptions: ClassVar[type[Params] | None] = None
+
+    @classmethod
+    def write_options(cls) -> type[Params]:
+        return cls.WriteOptions or cls.Options
 
     @abstractmethod
     def read(self, root: Path, options: Params) -> ReadResult:

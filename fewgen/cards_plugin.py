@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,11 +10,10 @@ from fewgen.hookspecs import hookimpl
 
 
 def _shipped_cards() -> Path:
-    package = Path(__file__).resolve().parent
-    # An installed wheel carries the cards inside the package; a source checkout
-    # (editable install) reads them straight from the repository.
-    packaged = package / "_cards"
-    return packaged if packaged.is_dir() else package.parent / "datasets" / "cards"
+    # A source checkout (editable install) reads the cards straight from the repository;
+    # a wheel installs them as shared data under the environment's prefix.
+    checkout = Path(__file__).resolve().parent.parent / "datasets" / "cards"
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "fewgen" / "cards"
 
 
 @hookimpl

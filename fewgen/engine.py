@@ -33,7 +33,7 @@ from fewgen.cards import DatasetCard, SplitRule, assign_splits, load_card
 from fewgen.dataset import Dataset, Sample
 from fewgen.errors import StepFailed, UsageError
 from fewgen.plugins import Registry
-from fewgen.recipe import LoadedRecipe, Step, validation_message
+from fewgen.recipe import LoadedRecipe, Step
 
 log = logging.getLogger("fewgen")
 
@@ -129,11 +129,7 @@ class Engine:
         assert format_name is not None  # the recipe model requires a card or a format
         fmt = self.registry.dataset_format(format_name)
         options_data = {**(card.options if card else {}), **spec.options}
-        try:
-            options = fmt.Options.model_validate(options_data)
-        except Exception as exc:
-            source = loaded.path or "recipe"
-            raise UsageError(validation_message(exc, source, {}, ("dataset", "options"), fmt.Options)) from None
+        options = loaded.validate(fmt.Options, options_data, ("dataset", "options"))
         if spec.root is not None:
             root = loaded.resolve_path(spec.root)
         elif card is not None and card.root is not None and card.path is not None:
@@ -310,9 +306,7 @@ class Engine:
         _check_out_dir(out_dir, overwrite)
         recipe = loaded.recipe
         output_format = self.registry.dataset_format(recipe.output.format)
-        if not output_format().writable:
-            raise UsageError(f"output format {recipe.output.format!r} can only be read; choose e.g. 'yolo' or 'coco'")
-        output_options = output_format.Options.model_validate(recipe.output.options)
+        output_options = loaded.validate(output_format.write_options(), recipe.output.options, ("output", "options"))
         started_at = datetime.now(UTC)
         started = time.perf_counter()
 
@@ -373,7 +367,7 @@ class Engine:
             steps.append(item)
         return {
             "fewgen": __version__,
-            "recipe": {"path": str(loaded.path) if loaded.path else None, "resolved": loaded.resolved()},
+            "recipe": {"path": str(loaded.path), "resolved": loaded.resolved()},
             "seed": loaded.recipe.seed,
             "device": self.requested_device or loaded.recipe.device,
             "source": source,

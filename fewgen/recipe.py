@@ -108,11 +108,20 @@ class Recipe(Strict):
 class LoadedRecipe:
     """A validated recipe, where it came from, and its parameters resolved per step."""
 
-    def __init__(self, recipe: Recipe, path: Path | None, base_dir: Path, step_params: list[BaseModel]):
+    def __init__(self, recipe: Recipe, path: Path, step_params: list[BaseModel], lines: Lines):
         self.recipe = recipe
         self.path = path
-        self.base_dir = base_dir
+        self.base_dir = path.parent.resolve()
         self.step_params = step_params
+        self.lines = lines
+
+    def validate(self, model: type[BaseModel], data: Any, prefix: tuple[Any, ...]) -> Any:
+        """Validate a part of the recipe, reporting errors at its line in the recipe file."""
+        return _validate(model, data, self.path, self.lines, prefix)
+
+    def error_at(self, key: tuple[Any, ...], message: str) -> UsageError:
+        line = _line_for(key, self.lines)
+        return UsageError(f"{self.path}:{line}: {message}" if line else f"{self.path}: {message}")
 
     def resolve_path(self, value: str) -> Path:
         """Relative paths in a recipe are relative to the recipe's folder."""
@@ -324,7 +333,31 @@ def load_recipe(path: Path, registry: Registry, overrides: list[str] | None = No
         component = table[step.component][1]
         params = _validate(component.Params, step.params, path, lines, ("steps", index, "params"))
         step_params.append(params)
-    return LoadedRecipe(recipe, path, path.parent.resolve(), step_params)
+    loaded = LoadedRecipe(recipe, path, step_params, lines)
+    _check_formats(loaded, registry)
+    return loaded
+
+
+def _check_formats(loaded: LoadedRecipe, registry: Registry) -> None:
+    """Names of the dataset card and formats, and the output options, are checked before running."""
+    from fewgen.cards import load_card
+
+    recipe = loaded.recipe
+    for key, name in (("dataset", "format"), recipe.dataset.format), (("output", "format"), recipe.output.format):
+        if name is not None and name not in registry.formats:
+            known = ", ".join(sorted(registry.formats)) or "none installed"
+            raise loaded.error_at(
+                key, f"unknown dataset format {name!r}{did_you_mean(name, registry.formats)} ({known})"
+            )
+    if recipe.dataset.card is not None:
+        try:
+            load_card(recipe.dataset.card, registry, loaded.base_dir)
+        except UsageError as exc:
+            raise loaded.error_at(("dataset", "card"), str(exc)) from None
+    output_format = registry.dataset_format(recipe.output.format)
+    if not output_format().writable:
+        raise loaded.error_at(("output", "format"), f"format {recipe.output.format!r} can only be read")
+    loaded.validate(output_format.write_options(), recipe.output.options, ("output", "options"))
 
 
 def recipe_json_schema(registry: Registry) -> dict[str, Any]:

@@ -63,3 +63,14 @@ def test_schema_is_json():
     result = CliRunner().invoke(cli, ["schema"])
     assert result.exit_code == 0
     assert json.loads(result.output)["title"] == "fewgen recipe"
+
+
+def test_installed_console_script_works_outside_the_repository(tmp_path: Path):
+    # Run as a user does: the console script, from a folder that holds no source tree.
+    script = Path(sys.executable).parent / "fewgen"
+    proc = subprocess.run([str(script), "plugins", "--json"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    names = {plugin["name"] for plugin in json.loads(proc.stdout)}
+    assert {"fewgen.formats", "fewgen.cards", "fewgen.stats", "augment"} <= names
+    cards = subprocess.run([str(script), "cards"], capture_output=True, text=True, cwd=tmp_path)
+    assert cards.returncode == 0 and "street_sample" in cards.stdout

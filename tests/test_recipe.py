@@ -136,3 +136,14 @@ def test_schema_lists_plugin_params(registry):
     text = json.dumps(schema)
     assert schema["title"] == "fewgen recipe"
     assert "brighten" in text and "offset" in text and "dataset_stats" in text
+
+
+def test_dataset_and_output_names_are_checked_before_running(tmp_path, registry):
+    assert ":4: unknown dataset format 'fewgn'" in error_of(
+        tmp_path, RECIPE.replace("format: fewgen", "format: fewgn"), registry
+    )
+    bad_output = RECIPE + "output:\n  format: coco\n  options: {colour: red}\n"
+    assert ":14: unknown key 'output.options.colour'" in error_of(tmp_path, bad_output, registry)
+    bad_card = RECIPE.replace("  format: fewgen", "  card: street_sampel")
+    message = error_of(tmp_path, bad_card, registry)
+    assert ":4: unknown dataset card 'street_sampel'" in message and "did you mean 'street_sample'" in message

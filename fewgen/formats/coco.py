@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from fewgen.api import DatasetFormat, Params, ReadResult, SampleIssue
+from fewgen.api import DatasetFormat, NoParams, Params, ReadResult, SampleIssue
 from fewgen.dataset import SPLITS, Box, Dataset, Sample
 from fewgen.errors import UsageError
 from fewgen.formats._common import (
@@ -90,6 +90,7 @@ class CocoFormat(DatasetFormat):
     name = "coco"
     description = "COCO detection JSON (one file per split) with an image folder."
     Options = CocoOptions
+    WriteOptions = NoParams  # the layout written is fixed: images/<split>/, annotations/<split>.json
 
     def read(self, root: Path, options: CocoOptions) -> ReadResult:
         require_dir(root, "dataset root")
@@ -141,7 +142,7 @@ class CocoFormat(DatasetFormat):
                 issues.append(problem.issue)
         return ReadResult(Dataset(samples, classes, root.name), issues)
 
-    def write(self, dataset: Dataset, dest: Path, options: CocoOptions) -> Dataset:
+    def write(self, dataset: Dataset, dest: Path, options: NoParams) -> Dataset:
         categories = [{"id": i + 1, "name": name, "supercategory": ""} for i, name in enumerate(dataset.classes)]
         documents: dict[str, dict[str, Any]] = {}
         written = []

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from fewgen.api import NoParams
 from fewgen.dataset import Box, Dataset, Sample
 from fewgen.errors import UsageError
 from fewgen.formats.coco import CocoFormat, CocoOptions
@@ -47,7 +48,7 @@ def _options(splits=("train", "val", "test")) -> CocoOptions:
 
 def test_round_trip_and_stable_output(tmp_path, make_image, make_mask, assert_same_samples, tree_bytes):
     original = _dataset(tmp_path, make_image, make_mask)
-    written = CocoFormat().write(original, tmp_path / "out", _options())
+    written = CocoFormat().write(original, tmp_path / "out", NoParams())
     assert all(s.image.is_relative_to(tmp_path / "out") for s in written)
     assert sorted(p.name for p in (tmp_path / "out/annotations").iterdir()) == ["test.json", "train.json", "val.json"]
     train = json.loads((tmp_path / "out/annotations/train.json").read_text())
@@ -64,7 +65,7 @@ def test_round_trip_and_stable_output(tmp_path, make_image, make_mask, assert_sa
     assert result.issues == []
     assert_same_samples(original, result.dataset)
 
-    CocoFormat().write(original, tmp_path / "out2", _options())
+    CocoFormat().write(original, tmp_path / "out2", NoParams())
     assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "out2")
 
 
@@ -72,7 +73,7 @@ def test_output_evaluates_with_pycocotools(tmp_path, make_image, make_mask):
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    CocoFormat().write(_dataset(tmp_path, make_image, make_mask), tmp_path / "out", _options())
+    CocoFormat().write(_dataset(tmp_path, make_image, make_mask), tmp_path / "out", NoParams())
     with contextlib.redirect_stdout(io.StringIO()):
         ground_truth = COCO(str(tmp_path / "out/annotations/train.json"))
         detections = ground_truth.loadRes(
