@@ -305,6 +305,8 @@ class Engine:
         out_dir = out_dir.resolve()
         _check_out_dir(out_dir, overwrite)
         recipe = loaded.recipe
+        if (self.requested_device or recipe.device) != "auto":
+            self.device(recipe.device)  # an impossible explicit device fails now, not after hours of work
         output_format = self.registry.dataset_format(recipe.output.format)
         output_options = loaded.validate(output_format.write_options(), recipe.output.options, ("output", "options"))
         started_at = datetime.now(UTC)
@@ -380,7 +382,11 @@ class Engine:
 
 
 def _versions(registry: Registry) -> dict[str, Any]:
-    versions: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
+    uname = platform.uname()  # platform.platform() reads the libc version from disk: slow for a manifest line
+    versions: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": f"{uname.system}-{uname.release}-{uname.machine}",
+    }
     for info in registry.describe():
         versions[info.name] = {"distribution": info.distribution, "version": info.version}
     for package in ("numpy", "pillow", "torch", "torchvision", "albumentations", "ultralytics", "fiftyone"):

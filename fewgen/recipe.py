@@ -349,6 +349,10 @@ def _check_formats(loaded: LoadedRecipe, registry: Registry) -> None:
             raise loaded.error_at(
                 key, f"unknown dataset format {name!r}{did_you_mean(name, registry.formats)} ({known})"
             )
+    if recipe.dataset.root is not None and not loaded.resolve_path(recipe.dataset.root).is_dir():
+        raise loaded.error_at(
+            ("dataset", "root"), f"dataset root not found: {loaded.resolve_path(recipe.dataset.root)}"
+        )
     if recipe.dataset.card is not None:
         try:
             load_card(recipe.dataset.card, registry, loaded.base_dir)

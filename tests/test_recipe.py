@@ -24,6 +24,7 @@ steps:
 
 
 def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "data").mkdir(exist_ok=True)
     path = tmp_path / "recipe.yaml"
     path.write_text(text)
     return path
@@ -144,6 +145,8 @@ def test_dataset_and_output_names_are_checked_before_running(tmp_path, registry)
     )
     bad_output = RECIPE + "output:\n  format: coco\n  options: {colour: red}\n"
     assert ":14: unknown key 'output.options.colour'" in error_of(tmp_path, bad_output, registry)
+    missing_root = RECIPE.replace("root: data", "root: nowhere")
+    assert f":5: dataset root not found: {tmp_path / 'nowhere'}" in error_of(tmp_path, missing_root, registry)
     bad_card = RECIPE.replace("  format: fewgen", "  card: street_sampel")
     message = error_of(tmp_path, bad_card, registry)
     assert ":4: unknown dataset card 'street_sampel'" in message and "did you mean 'street_sample'" in message
