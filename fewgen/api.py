@@ -10,6 +10,7 @@ the plugin's hook module, so that ``fewgen plugins`` and a cached rerun stay fas
 from __future__ import annotations
 
 import logging
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -80,6 +81,15 @@ class StepContext:
         from tqdm.auto import tqdm
 
         return iter(tqdm(items, total=total, desc=desc or self.step, disable=not self.show_progress, leave=False))
+
+    def note(self, message: str) -> None:
+        """Tell the user what a long step is doing now (stderr, unless progress display is off)."""
+        if self.show_progress:
+            from tqdm.auto import tqdm
+
+            tqdm.write(f"{self.step}: {message}", file=sys.stderr)
+        else:
+            self.log.info(message)
 
     def skip(self, path: str | Path, reason: str) -> None:
         """Record a sample that could not be processed; the step goes on without it."""

@@ -133,7 +133,7 @@ def plugins(as_json: bool) -> None:
         click.echo("no plugins installed")
     for info in infos:
         click.echo(f"{info.name} ({info.distribution or '?'} {info.version or ''})".rstrip())
-        for label in ("generators", "evaluators", "formats", "cards"):
+        for label in ("generators", "evaluators", "formats", "cards", "benchmarks"):
             values = getattr(info, label)
             if values:
                 click.echo(f"  {label}: {', '.join(values)}")
@@ -154,6 +154,22 @@ def cards(as_json: bool) -> None:
         click.echo(
             f"{card.name:16} {card.format:8} {card.description.strip().splitlines()[0] if card.description else ''}"
         )
+
+
+class BenchGroup(click.Group):
+    """``fewgen bench``: its commands come from plugins, loaded only when this group is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_registry().benchmarks)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        found = _registry().benchmarks.get(name)
+        return found[1] if found else None
+
+
+@cli.group(cls=BenchGroup)
+def bench() -> None:
+    """Benchmarks that plugins provide; each prints one JSON object on stdout."""
 
 
 def main() -> None:

@@ -160,6 +160,7 @@ class Engine:
                 "root": describe["root"],
                 "files": tree_fingerprint(root),
                 "splits": [rule.model_dump() for rule in splits] if splits else None,
+                "where": recipe.dataset.where,
                 "limit": recipe.dataset.limit,
                 "domain": describe["domain"],
                 "seed": recipe.seed,
@@ -176,8 +177,10 @@ class Engine:
                     dataset = dataset.with_samples(s.derive(domain=s.domain or describe["domain"]) for s in dataset)
                 if splits:
                     dataset = assign_splits(dataset, splits, recipe.seed)
+                if recipe.dataset.where:
+                    dataset = _select(dataset, recipe.dataset.where)
                 if recipe.dataset.limit:
-                    dataset = _limit_per_split(dataset, recipe.dataset.limit)
+                    dataset = _limit_per_split(dataset, recipe.dataset.limit, recipe.seed)
                 if not dataset.samples:
                     raise UsageError(f"no usable samples in {root} (format {describe['format']!r})")
                 dataset.save(tmp / "dataset")
@@ -397,14 +400,23 @@ def _versions(registry: Registry) -> dict[str, Any]:
     return versions
 
 
-def _limit_per_split(dataset: Dataset, limit: int) -> Dataset:
-    counts: dict[str, int] = {}
-    kept = []
+def _select(dataset: Dataset, where: dict[str, str | list[str]]) -> Dataset:
+    wanted = {key: {value} if isinstance(value, str) else set(value) for key, value in where.items()}
+    return dataset.with_samples(s for s in dataset if all(getattr(s, k) in v for k, v in wanted.items()))
+
+
+def _limit_per_split(dataset: Dataset, limit: int | dict[str, int], seed: int) -> Dataset:
+    """At most ``limit`` samples per split, picked in a seeded hash order (not the first N, which
+    would take one folder of a sorted layout), kept in their original order."""
+    by_split: dict[str, list[Sample]] = {}
     for sample in dataset:
-        if counts.get(sample.split, 0) < limit:
-            counts[sample.split] = counts.get(sample.split, 0) + 1
-            kept.append(sample)
-    return dataset.with_samples(kept)
+        by_split.setdefault(sample.split, []).append(sample)
+    kept: set[str] = set()
+    for split, members in by_split.items():
+        cap = limit.get(split) if isinstance(limit, dict) else limit
+        ordered = sorted(members, key=lambda s: hashlib.sha256(f"{seed}:{s.id}".encode()).hexdigest())
+        kept.update(s.id for s in (ordered if cap is None else ordered[:cap]))
+    return dataset.with_samples(s for s in dataset if s.id in kept)
 
 
 def _check_new_samples(new: list[Sample], dataset: Dataset, ctx: StepContext, step: str) -> list[Sample]:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    import click
+
     from fewgen.api import DatasetFormat, Evaluator, Generator, StepContext
     from fewgen.dataset import Dataset
 
@@ -38,6 +40,11 @@ def register_dataset_formats(register: Callable[[type[DatasetFormat]], None]) ->
 @hookspec
 def register_dataset_cards(register: Callable[[Path], None]) -> None:
     """Register folders of dataset cards (``*.yaml``) that recipes can name."""
+
+
+@hookspec
+def register_benchmarks(register: Callable[[click.Command], None]) -> None:
+    """Register click commands that run under ``fewgen bench`` and print JSON results."""
 
 
 @hookspec

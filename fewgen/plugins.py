@@ -35,6 +35,7 @@ class PluginInfo:
     evaluators: list[str] = field(default_factory=list)
     formats: list[str] = field(default_factory=list)
     cards: list[str] = field(default_factory=list)
+    benchmarks: list[str] = field(default_factory=list)
     hooks: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -46,6 +47,7 @@ class PluginInfo:
             "evaluators": self.evaluators,
             "formats": self.formats,
             "cards": self.cards,
+            "benchmarks": self.benchmarks,
             "hooks": self.hooks,
         }
 
@@ -68,7 +70,7 @@ class Registry:
             others = [plugin for plugin in plugins if plugin is not impl.plugin]
 
             def register(item: Any, _plugin: str = impl.plugin_name) -> None:
-                if kind != "card folder" and not isinstance(item, type):
+                if kind not in ("card folder", "benchmark") and not isinstance(item, type):
                     raise TypeError(
                         f"plugin {_plugin!r} registered an instance, not a class, as {article} {kind}: {item!r}"
                     )
@@ -95,6 +97,10 @@ class Registry:
     @cached_property
     def card_folders(self) -> dict[str, tuple[str, Path]]:
         return self._collect("register_dataset_cards", "card folder")
+
+    @cached_property
+    def benchmarks(self) -> dict[str, tuple[str, Any]]:
+        return self._collect("register_benchmarks", "benchmark")
 
     def generator(self, name: str) -> type[Generator]:
         return self._lookup(self.generators, name, "generator")[1]
@@ -129,6 +135,7 @@ class Registry:
             (self.evaluators, "evaluators"),
             (self.formats, "formats"),
             (self.card_folders, "cards"),
+            (self.benchmarks, "benchmarks"),
         ):
             for key, (plugin_name, _) in sorted(table.items()):
                 getattr(infos[plugin_name], attr).append(key)

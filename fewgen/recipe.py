@@ -32,11 +32,23 @@ class DatasetSource(Strict):
     root: str | None = Field(None, description="Dataset folder; relative paths are relative to the recipe file.")
     format: str | None = Field(None, description="Dataset format, when no card is given or to override the card's.")
     options: dict[str, Any] = Field(default_factory=dict, description="Format options; merged over the card's.")
-    limit: int | None = Field(None, ge=1, description="Use only the first N samples per split (quick trials).")
+    where: dict[str, str | list[str]] = Field(
+        default_factory=dict,
+        description="Keep only samples whose label, domain or split is (one of) the given value(s).",
+    )
+    limit: int | dict[Literal["train", "val", "test"], int] | None = Field(
+        None,
+        description="At most N samples per split (or per named split: {train: 20}), chosen at random by the seed.",
+    )
     domain: str | None = Field(None, description="Domain for samples whose layout names none; overrides the card's.")
 
     @model_validator(mode="after")
     def _card_or_format(self) -> DatasetSource:
+        if set(self.where) - {"label", "domain", "split"}:
+            raise ValueError("'where' can match label, domain or split")
+        limits = self.limit.values() if isinstance(self.limit, dict) else [self.limit or 1]
+        if any(n < 1 for n in limits):
+            raise ValueError("'limit' must be at least 1")
         if self.card is None and self.format is None:
             raise ValueError("give either 'card' or 'format'")
         if self.card is None and self.root is None:

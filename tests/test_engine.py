@@ -151,3 +151,13 @@ def test_steps_chain_unless_drawing_from_real_only(project, registry, brighten):
     real_only = run(project, registry, "real_only")
     assert real_only.manifest["steps"][1]["new_samples"] == 4
     assert all(s.provenance.parent.startswith("img") for s in real_only.dataset if s.is_synthetic)
+
+
+def test_where_and_limit_select_samples_per_split(project, registry, brighten):
+    result = run(project, registry, "out", ["dataset.limit={train: 2}", "dataset.where={split: [train, test]}"])
+    real = [s for s in result.dataset if not s.is_synthetic]
+    assert sorted(s.split for s in real) == ["test", "test", "train", "train"]
+    again = run(project, registry, "again", ["dataset.limit={train: 2}", "dataset.where={split: [train, test]}"])
+    assert [s.id for s in again.dataset] == [s.id for s in result.dataset]
+    other_seed = run(project, registry, "other", ["dataset.limit=1", "seed=5"])
+    assert sum(not s.is_synthetic for s in other_seed.dataset) == 3  # one per split

@@ -337,3 +337,36 @@ def test_registration_hooks_are_traced(
     registry = load_registry(extra_plugins=[GeneratorPlugin()])
     assert "CopyGenerator" in str(registry.generators)
     assert "register_generators" in capsys.readouterr().err
+
+
+class BenchmarkPlugin:
+    @hookimpl
+    def register_benchmarks(self, register: Callable[[Any], None]) -> None:
+        import click
+
+        @click.command("echo-size")
+        @click.option("--n", type=int, default=3)
+        def echo_size(n: int) -> None:
+            """Prints the size it was given."""
+            click.echo(json.dumps({"n": n}))
+
+        register(echo_size)
+
+
+def test_register_benchmarks_adds_commands_under_fewgen_bench(no_entry_points: None) -> None:
+    from click.testing import CliRunner
+
+    from fewgen.cli import cli
+    from fewgen.plugins import reset_registry
+
+    registry = load_registry(extra_plugins=[BenchmarkPlugin()])
+    reset_registry(registry)
+    try:
+        runner = CliRunner()
+        listing = runner.invoke(cli, ["bench", "--help"])
+        assert listing.exit_code == 0 and "echo-size" in listing.output
+        result = runner.invoke(cli, ["bench", "echo-size", "--n", "5"])
+        assert result.exit_code == 0 and json.loads(result.output) == {"n": 5}
+        assert registry.describe()[0].benchmarks == ["echo-size"]
+    finally:
+        reset_registry(None)

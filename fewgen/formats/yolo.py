@@ -147,7 +147,10 @@ class YoloFormat(DatasetFormat):
                 export_mask(sample.mask, mask)
             written.append(sample.derive(image=image, mask=mask))
         present = {s.split for s in dataset.samples}
-        data: dict[str, Any] = {"path": "."}
+        # No `path` key: ultralytics then resolves the splits against this file's folder,
+        # wherever the dataset is moved; a relative `path` would be resolved against its
+        # own datasets folder instead.
+        data: dict[str, Any] = {}
         data.update({split: f"images/{split}" for split in SPLITS if split in present})
         data["names"] = dict(enumerate(dataset.classes))
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)

@@ -45,7 +45,7 @@ def test_round_trip_through_data_yaml(tmp_path, make_image, make_mask, assert_sa
 
     assert all(s.image.is_file() and s.image.is_relative_to(tmp_path / "out") for s in written)
     data = yaml.safe_load((tmp_path / "out/data.yaml").read_text())
-    assert data == {"path": ".", "train": "images/train", "val": "images/val", "names": {0: "cat", 1: "dog"}}
+    assert data == {"train": "images/train", "val": "images/val", "names": {0: "cat", 1: "dog"}}
     assert (tmp_path / "out/labels/train/images__train__a.txt").read_text().splitlines() == [
         "0 0.500000 0.500000 0.500000 0.400000",
         "1 0.250000 0.250000 0.100000 0.200000",

@@ -180,8 +180,17 @@ def _make_transform(album: ModuleType, step: TransformStep) -> BasicTransform:
     known = transform_names(album)
     if step.name not in known:
         raise ValueError(f"{step.name!r} is not an albumentations transform{did_you_mean(step.name, known)}")
+    transform_class = getattr(album, step.name)
     try:
-        return getattr(album, step.name)(**{**step.kwargs, "strict": True})
+        try:
+            # strict: an unknown or invalid argument is an error rather than a warning.
+            return transform_class(**{**step.kwargs, "strict": True})
+        except TypeError as exc:
+            # A few transforms, such as RandomRotate90, have no argument schema and no `strict`;
+            # Python itself then rejects unknown arguments.
+            if "'strict'" not in str(exc):
+                raise
+            return transform_class(**step.kwargs)
     except (TypeError, ValueError) as exc:
         # albumentations reports bad arguments as a pydantic error; keep its lines, not its links.
         detail = "; ".join(

@@ -229,6 +229,8 @@ def test_one_preset_name_equals_a_list_of_one() -> None:
         ({"transforms": [{"name": "OneOf"}]}, "not an albumentations transform"),
         ({"transforms": [{"name": "RandomFog", "fog_coef_range": [2, 3]}]}, "transform RandomFog"),
         ({"transforms": [{"name": "HorizontalFlip", "probability": 1}]}, "probability"),
+        # A transform without an argument schema (no `strict`) still rejects unknown arguments.
+        ({"transforms": [{"name": "RandomRotate90", "probability": 1}]}, "transform RandomRotate90.*probability"),
     ],
 )
 def test_invalid_params_are_rejected(params: dict[str, Any], message: str) -> None:
@@ -251,3 +253,8 @@ def test_entry_point_registers_the_generator() -> None:
     registry = load_registry()
     assert registry.generator("augment") is AugmentGenerator
     assert registry.plugin_version(registry.generators, "augment") == "0.1.0"
+
+
+def test_transforms_without_an_argument_schema_are_accepted(tmp_path: Path) -> None:
+    params = AugmentParams.model_validate({"transforms": [{"name": "RandomRotate90", "p": 1.0}]})
+    assert [t.name for t in params.transforms] == ["RandomRotate90"]

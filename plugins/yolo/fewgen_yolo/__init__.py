@@ -1,0 +1,1 @@
+"""fewgen's ``yolo`` evaluator: did the synthetic data help a detector on real data?"""
