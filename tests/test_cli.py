@@ -71,6 +71,14 @@ def test_installed_console_script_works_outside_the_repository(tmp_path: Path):
     proc = subprocess.run([str(script), "plugins", "--json"], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     names = {plugin["name"] for plugin in json.loads(proc.stdout)}
-    assert {"fewgen.formats", "fewgen.cards", "fewgen.stats", "augment"} <= names
+    assert {"fewgen.formats", "fewgen.cards", "fewgen.stats", "augment", "yolo"} <= names
     cards = subprocess.run([str(script), "cards"], capture_output=True, text=True, cwd=tmp_path)
     assert cards.returncode == 0 and "street_sample" in cards.stdout
+
+
+def test_plugins_json_lists_the_yolo_evaluator_and_its_benchmark():
+    result = CliRunner().invoke(cli, ["plugins", "--json"])
+    plugins = {p["name"]: p for p in json.loads(result.output)}
+    assert plugins["yolo"]["evaluators"] == ["yolo"]
+    assert plugins["yolo"]["benchmarks"] == ["detect"]
+    assert plugins["yolo"]["distribution"] == "fewgen-yolo" and plugins["yolo"]["version"]

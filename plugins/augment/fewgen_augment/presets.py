@@ -120,6 +120,12 @@ PRESETS: dict[str, Preset] = {
             _step("HueSaturationValue", hue_shift_limit=8, sat_shift_limit=15, val_shift_limit=10, p=0.5),
         ),
     ),
+    "rot90": Preset(
+        "turned by a multiple of 90 degrees and mirrored half the time: any of the 8 symmetries of a square, "
+        "for top-down views with no 'up' (circuit boards, wafers, tiles, aerial images)",
+        None,
+        (_step("RandomRotate90", p=1.0), _step("HorizontalFlip", p=0.5)),
+    ),
     "geometric": Preset(
         "scaled by up to 15% and shifted by up to 8% without rotation (boxes stay tight), mirrored half the time",
         None,
