@@ -84,18 +84,22 @@ def test_every_preset_keeps_boxes_inside_the_image_and_their_classes(tmp_path: P
     assert len(new) == 4
     assert ctx.issues == []
     parents = {s.id: s for s in dataset}
-    moves_pixels = preset in ("flip", "geometric")
+    moves_pixels = preset in ("flip", "geometric", "rot90")
     for sample in new:
         parent = parents[sample.provenance.parent]
-        assert load_rgb(sample.image).shape == (HEIGHT, WIDTH, 3)
-        assert load_mask(sample.mask).shape == (HEIGHT, WIDTH)
+        # A quarter turn swaps width and height; the sample's size must say so.
+        assert load_rgb(sample.image).shape == (sample.height, sample.width, 3)
+        assert load_mask(sample.mask).shape == (sample.height, sample.width)
+        assert {sample.width, sample.height} == {WIDTH, HEIGHT}
+        if preset != "rot90":
+            assert (sample.width, sample.height) == (WIDTH, HEIGHT)
         assert sample.image.is_relative_to(ctx.work_dir / "images")
         assert sample.mask.is_relative_to(ctx.work_dir / "masks")
         assert sample.boxes, "a mild augmentation must not lose every box"
         assert {b.cls for b in sample.boxes} <= {0, 1}
         for box in sample.boxes:
-            assert 0 <= box.x1 < box.x2 <= WIDTH
-            assert 0 <= box.y1 < box.y2 <= HEIGHT
+            assert 0 <= box.x1 < box.x2 <= sample.width
+            assert 0 <= box.y1 < box.y2 <= sample.height
         if not moves_pixels:
             assert [b.cls for b in sample.boxes] == [b.cls for b in parent.boxes]
             for box, before in zip(sample.boxes, parent.boxes, strict=True):
@@ -258,3 +262,13 @@ def test_entry_point_registers_the_generator() -> None:
 def test_transforms_without_an_argument_schema_are_accepted(tmp_path: Path) -> None:
     params = AugmentParams.model_validate({"transforms": [{"name": "RandomRotate90", "p": 1.0}]})
     assert [t.name for t in params.transforms] == ["RandomRotate90"]
+
+
+def test_quarter_turns_move_the_box_with_its_square(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "data", count=1, with_mask=True)
+    new, _ = augment(dataset, tmp_path / "w", preset="rot90", copies=8, image_format="png")
+    for sample in new:
+        # The mask marks exactly the square, so its bounding box is where the square went.
+        rows, cols = np.nonzero(load_mask(sample.mask))
+        square = next(b for b in sample.boxes if b.cls == 0)
+        assert corners(square) == pytest.approx((cols.min(), rows.min(), cols.max() + 1, rows.max() + 1), abs=1e-3)
