@@ -202,7 +202,9 @@ class YoloEvaluator(Evaluator):
             dataset=dataset,
             test_samples=splits["test"],
             predictions=predictions,
-            ap_results={variant: metrics.average_precision(matches[variant][0], len(dataset.classes)) for variant in VARIANTS},
+            ap_results={
+                variant: metrics.average_precision(matches[variant][0], len(dataset.classes)) for variant in VARIANTS
+            },
             images_shown=params.report_images,
         )
         return result

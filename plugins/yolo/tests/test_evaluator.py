@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fewgen_yolo.evaluator import YoloParams, _splits
 from pydantic import ValidationError
 
 from fewgen.dataset import Box, Dataset, Provenance, Sample
 from fewgen.errors import UsageError
 from fewgen.imageio import save_image
-from fewgen_yolo.evaluator import YoloParams, _splits
 
 
 def squares_dataset(folder: Path, count: int = 14, size: int = 64) -> Dataset:
