@@ -34,7 +34,7 @@ def _key_value(items: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--train-images", type=int, default=20, show_default=True, help="Real training images kept.")
 @click.option("--epochs", type=int, default=30, show_default=True)
 @click.option("--imgsz", type=int, default=320, show_default=True)
-@click.option("--batch", type=int, default=16, show_default=True)
+@click.option("--batch", type=int, default=8, show_default=True)
 @click.option("--model", default="yolo11n.yaml", show_default=True, help="Model YAML or local .pt weights.")
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated training seeds.")
 @click.option(

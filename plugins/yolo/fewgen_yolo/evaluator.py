@@ -8,8 +8,10 @@ images, so a user can tell a real gain from the noise of a small test set.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,12 @@ class YoloEvaluator(Evaluator):
     Params = YoloParams
 
     def evaluate(self, dataset: Dataset, ctx: StepContext) -> dict[str, Any]:
+        # ultralytics' progress bars write to stdout, which fewgen keeps for results
+        # (`fewgen bench` prints JSON there); the user still sees them, on stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            return self._train_and_compare(dataset, ctx)
+
+    def _train_and_compare(self, dataset: Dataset, ctx: StepContext) -> dict[str, Any]:
         from fewgen.cache import default_cache_dir
         from fewgen_yolo import metrics, report, training
 

@@ -9,9 +9,12 @@ gave. Nothing in this module knows about baselines or metrics.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shutil
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,11 +64,16 @@ def prepare_ultralytics(config_dir: Path) -> ModuleType:
         import matplotlib
 
         shutil.copyfile(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf", font)
-    import ultralytics
-    from ultralytics.utils import SETTINGS
+    with contextlib.redirect_stdout(sys.stderr):
+        import ultralytics
+        from ultralytics.utils import LOGGER, SETTINGS
 
-    if SETTINGS.get("sync"):
-        SETTINGS.update({"sync": False})
+        if SETTINGS.get("sync"):
+            SETTINGS.update({"sync": False})
+    # ultralytics logs to stdout; fewgen keeps stdout for results (`fewgen bench` prints JSON there).
+    for handler in LOGGER.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
     return ultralytics
 
 

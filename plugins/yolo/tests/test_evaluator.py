@@ -67,7 +67,7 @@ def test_splits_need_real_test_and_synthetic_training_samples(tmp_path):
 
 
 @pytest.mark.slow
-def test_recipe_with_yolo_step_writes_metrics_and_report(tmp_path, monkeypatch):
+def test_recipe_with_yolo_step_writes_metrics_and_report(tmp_path, monkeypatch, capfd):
     from fewgen.cache import StepCache
     from fewgen.engine import Engine
     from fewgen.plugins import load_registry
@@ -93,6 +93,8 @@ output: {format: fewgen}
     loaded = load_recipe(tmp_path / "recipe.yaml", registry)
     engine = Engine(registry, cache=StepCache(tmp_path / "cache"), show_progress=False, echo=lambda _: None)
     result = engine.run(loaded, tmp_path / "out")
+    # stdout belongs to results (`fewgen bench` prints JSON there): ultralytics' logs go to stderr.
+    assert capfd.readouterr().out == ""
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())["detect"]
     assert set(metrics) == {"settings", "baseline", "augmented", "delta", "crosscheck"}
     assert metrics["settings"]["train_images"] == {"real": 8, "synthetic": 8}
