@@ -48,6 +48,13 @@ def _key_value(items: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--copies", type=int, default=3, show_default=True, help="Augmented copies of each training image.")
 @click.option("--where", multiple=True, metavar="KEY=VALUE", help="Keep only samples with this label/domain/split.")
 @click.option("--test-images", type=int, help="Cap on real test images (all by default).")
+@click.option(
+    "--val-images",
+    type=int,
+    default=20,
+    show_default=True,
+    help="Cap on validation images (ultralytics validates every epoch; on an untrained model that is slow).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Recipe seed (sample choice, augmentation).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run folder (default: a temporary one).")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON result on stdout.")
@@ -64,6 +71,7 @@ def detect(
     copies: int,
     where: tuple[str, ...],
     test_images: int | None,
+    val_images: int,
     seed: int,
     out_dir: str | None,
     as_json: bool,
@@ -73,7 +81,7 @@ def detect(
     from fewgen.plugins import get_registry
     from fewgen.recipe import load_recipe
 
-    limit: dict[str, int] = {"train": train_images}
+    limit: dict[str, int] = {"train": train_images, "val": val_images}
     if test_images:
         limit["test"] = test_images
     recipe: dict[str, Any] = {
