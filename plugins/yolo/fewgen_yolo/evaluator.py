@@ -107,12 +107,15 @@ class YoloEvaluator(Evaluator):
         extra = {"nbs": params.batch, **params.train_args}
         settings = training.TrainSettings(params.model, params.epochs, params.imgsz, params.batch, ctx.device, extra)
         assert ctx.scratch_dir is not None  # the engine always gives one
+        # ultralytics' own split names, whatever the dataset calls them. Its data YAML must name a
+        # val split; without one, training runs with val=False (last.pt is kept) and the entry
+        # points at the test images only to satisfy the format: they never steer training.
         layouts = {
             variant: training.write_layout(
                 {
-                    params.train_split: splits["train"] + (splits["synthetic"] if variant == "augmented" else []),
-                    **({params.val_split: splits["val"]} if splits["val"] else {}),
-                    params.test_split: splits["test"],
+                    "train": splits["train"] + (splits["synthetic"] if variant == "augmented" else []),
+                    "val": splits["val"] or splits["test"],
+                    "test": splits["test"],
                 },
                 dataset.classes,
                 ctx.scratch_dir / "layouts" / variant,
@@ -165,15 +168,13 @@ class YoloEvaluator(Evaluator):
             detections = [metrics.Detections(p.boxes, p.scores, p.classes) for p in found]
             image_matches = [metrics.match_image(t, d) for t, d in zip(truths, detections, strict=True)]
             matches[variant].append(image_matches)
-            result = metrics.average_precision(image_matches, len(dataset.classes))
-            per_seed[variant].append(
-                {"seed": seed, "train_seconds": train_seconds, **_ap_summary(result, dataset.classes)}
-            )
+            ap = metrics.average_precision(image_matches, len(dataset.classes))
+            per_seed[variant].append({"seed": seed, "train_seconds": train_seconds, **_ap_summary(ap, dataset.classes)})
             if seed == params.seeds[0]:
                 predictions[variant] = found
                 crosscheck[variant] = {
                     "ultralytics": training.ultralytics_test_metrics(
-                        ultralytics, weights, layouts[variant], params.test_split, settings, params.conf, params.iou
+                        ultralytics, weights, layouts[variant], "test", settings, params.conf, params.iou
                     ),
                     **metrics.coco_crosscheck(truths, detections, dataset.classes),
                 }
