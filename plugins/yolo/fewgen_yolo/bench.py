@@ -34,6 +34,13 @@ def _key_value(items: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--train-images", type=int, default=20, show_default=True, help="Real training images kept.")
 @click.option("--epochs", type=int, default=30, show_default=True)
 @click.option("--imgsz", type=int, default=320, show_default=True)
+@click.option(
+    "--schedule",
+    type=click.Choice(["same_epochs", "same_steps"]),
+    default="same_epochs",
+    show_default=True,
+    help="same_steps trains the baseline proportionally longer (same optimiser steps as the augmented model).",
+)
 @click.option("--batch", type=int, default=8, show_default=True)
 @click.option("--model", default="yolo11n.yaml", show_default=True, help="Model YAML or local .pt weights.")
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated training seeds.")
@@ -64,6 +71,7 @@ def detect(
     train_images: int,
     epochs: int,
     imgsz: int,
+    schedule: str,
     batch: int,
     model: str,
     seeds: str,
@@ -104,6 +112,7 @@ def detect(
                 "params": {
                     "model": model,
                     "epochs": epochs,
+                    "schedule": schedule,
                     "imgsz": imgsz,
                     "batch": batch,
                     "seeds": [int(s) for s in seeds.split(",")],

@@ -9,12 +9,13 @@ images, so a user can tell a real gain from the noise of a small test set.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -31,7 +32,13 @@ class YoloParams(Params):
         description="Model YAML to train from scratch (an ultralytics name such as yolov8n.yaml, or a path), "
         "or a path to .pt weights to fine-tune. Weights are never downloaded.",
     )
-    epochs: int = Field(30, ge=1, description="Training epochs of each model.")
+    epochs: int = Field(30, ge=1, description="Training epochs (of the augmented model, under same_steps).")
+    schedule: Literal["same_epochs", "same_steps"] = Field(
+        "same_epochs",
+        description="same_epochs: both models train for `epochs`. same_steps: the baseline trains for proportionally "
+        "more epochs, so both take about the same number of optimiser steps; this separates the effect of the "
+        "synthetic images from the effect of simply training longer.",
+    )
     imgsz: int = Field(320, ge=32, description="Training and test image size (pixels, longest side).")
     batch: int = Field(
         8,
@@ -106,6 +113,10 @@ class YoloEvaluator(Evaluator):
         # from scratch never leaves mAP 0. Stepping on every batch is what small data needs.
         extra = {"nbs": params.batch, **params.train_args}
         settings = training.TrainSettings(params.model, params.epochs, params.imgsz, params.batch, ctx.device, extra)
+        epochs = {"baseline": params.epochs, "augmented": params.epochs}
+        if params.schedule == "same_steps":
+            augmented_images = len(splits["train"]) + len(splits["synthetic"])
+            epochs["baseline"] = max(1, round(params.epochs * augmented_images / len(splits["train"])))
         assert ctx.scratch_dir is not None  # the engine always gives one
         # ultralytics' own split names, whatever the dataset calls them. Its data YAML must name a
         # val split; without one, training runs with val=False (last.pt is kept) and the entry
@@ -136,14 +147,14 @@ class YoloEvaluator(Evaluator):
             images = len(splits["train"]) + (len(splits["synthetic"]) if variant == "augmented" else 0)
             ctx.note(
                 f"training the {variant} model, seed {seed} ({run_index} of {len(runs)}):"
-                f" {images} images, {params.epochs} epochs"
+                f" {images} images, {epochs[variant]} epochs"
             )
             run_name = f"{variant}-seed{seed}"
             started = time.perf_counter()
             weights = training.train(
                 ultralytics,
                 layouts[variant],
-                settings,
+                dataclasses.replace(settings, epochs=epochs[variant]),
                 seed,
                 ctx.scratch_dir / "runs" / run_name,
                 validate_during_training=bool(splits["val"]),
@@ -190,6 +201,8 @@ class YoloEvaluator(Evaluator):
             "settings": {
                 "model": params.model,
                 "epochs": params.epochs,
+                "schedule": params.schedule,
+                "baseline_epochs": epochs["baseline"],
                 "imgsz": params.imgsz,
                 "seeds": params.seeds,
                 "train_split": params.train_split,

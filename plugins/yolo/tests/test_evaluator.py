@@ -85,7 +85,8 @@ steps:
     params: {preset: flip}
   - name: detect
     evaluator: yolo
-    params: {model: yolov8n.yaml, epochs: 1, imgsz: 64, batch: 4, bootstrap: 100, report_images: 2}
+    params: {model: yolov8n.yaml, epochs: 1, schedule: same_steps, imgsz: 64, batch: 4, bootstrap: 100,
+             report_images: 2}
 output: {format: fewgen}
 """
     )
@@ -99,6 +100,8 @@ output: {format: fewgen}
     assert set(metrics) == {"settings", "baseline", "augmented", "delta", "crosscheck"}
     assert metrics["settings"]["train_images"] == {"real": 8, "synthetic": 8}
     assert metrics["settings"]["test_images"] == 4
+    # same_steps: 8 real images train 2 epochs, as many batches as 16 images for 1 epoch.
+    assert metrics["settings"]["baseline_epochs"] == 2
     for variant in ("baseline", "augmented"):
         assert 0.0 <= metrics[variant]["mAP50"]["mean"] <= 1.0
         assert set(metrics["crosscheck"][variant]) >= {"ultralytics", "coco_map50", "map50"}
