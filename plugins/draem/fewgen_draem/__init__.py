@@ -1,0 +1,1 @@
+"""fewgen-draem: DRAEM's simulated surface anomalies (Perlin-noise masks, augmented textures) as a fewgen generator."""

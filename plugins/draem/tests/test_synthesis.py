@@ -1,0 +1,175 @@
+"""The anomaly synthesiser and its ten source augmentations, on tiny tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from fewgen_draem import augmentations
+from fewgen_draem.augmentations import AUGMENTATIONS, rotate
+from fewgen_draem.synthesis import AnomalySynthesizer, Synthesis
+from PIL import Image, ImageEnhance, ImageOps
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def gradient_images(count: int, size: int = 64) -> torch.Tensor:
+    rows, cols = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    return torch.stack((0.2 + 0.6 * rows, 0.3 + 0.4 * cols, 0.5 * (rows + cols))).expand(count, -1, -1, -1)
+
+
+def textured_image(seed: int = 0) -> np.ndarray:
+    """A 40x50 RGB uint8 image with skewed, channel-dependent levels, so histogram operations have work to do."""
+    rng = np.random.default_rng(seed)
+    return (rng.beta(2, 5, (40, 50, 3)) * 255).astype(np.uint8)
+
+
+def as_tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255
+
+
+def as_levels(images: torch.Tensor) -> np.ndarray:
+    return (images[0].permute(1, 2, 0) * 255).round().numpy().astype(np.uint8)
+
+
+def test_masks_are_binary_and_cover_a_plausible_share_of_pixels() -> None:
+    synthesizer = AnomalySynthesizer(normal_share=0.0)
+    result = synthesizer(gradient_images(256), seeded())
+    assert result.masks.shape == (256, 1, 64, 64)
+    assert set(result.masks.unique().tolist()) <= {0.0, 1.0}
+    # Thresholding rotated Perlin noise at 0.5 marks a few percent of the pixels, some masks none at all.
+    assert 0.01 < result.masks.mean().item() < 0.1
+    assert 0.0 < (~result.has_anomaly).float().mean().item() < 0.2
+    assert torch.equal(result.has_anomaly, result.masks.flatten(1).any(1))
+    assert result.masks.flatten(1).mean(1).max() > 0.1, "large blobs from coarse lattices are missing"
+
+
+def test_empty_masks_make_normal_samples_with_unchanged_images() -> None:
+    images = gradient_images(4)
+    # No noise value exceeds 2: every planned anomaly thresholds to an empty mask.
+    result = AnomalySynthesizer(normal_share=0.0, threshold=2.0)(images, seeded())
+    assert not result.has_anomaly.any()
+    assert torch.equal(result.images, images)
+    assert (result.augmentations >= 0).all(), "the anomalies were planned, only their masks came out empty"
+
+
+def test_blend_inside_the_mask_follows_the_opacity_beta() -> None:
+    image_value, source_value = 0.2, 0.9
+    images = torch.full((32, 3, 32, 32), image_value)
+    sources = torch.full((32, 3, 20, 24), source_value)  # resized to the images' size
+    # No augmentation: the source stays constant, so every mask pixel shows the blend formula directly.
+    result = AnomalySynthesizer(normal_share=0.0, augmentations_per_source=0)(images, seeded(1), sources)
+    assert ((result.beta >= 0) & (result.beta < 0.8)).all()
+    assert result.beta.std() > 0.1
+    inside = result.masks.expand_as(images) > 0
+    expected = ((1 - result.beta) * source_value + result.beta * image_value).reshape(-1, 1, 1, 1).expand_as(images)
+    assert torch.allclose(result.images[inside], expected[inside], atol=1e-6)
+    assert torch.equal(result.images[~inside], images[~inside])
+
+
+def test_beta_max_bounds_the_opacity() -> None:
+    result = AnomalySynthesizer(normal_share=0.0, beta_max=0.1)(gradient_images(64, 16), seeded())
+    assert (result.beta < 0.1).all()
+
+
+@pytest.mark.parametrize("normal_share", [0.0, 0.3, 0.5, 1.0])
+def test_normal_share_leaves_that_share_untouched(normal_share: float) -> None:
+    images = gradient_images(200, 16)
+    result = AnomalySynthesizer(normal_share=normal_share)(images, seeded(2))
+    normal = result.augmentations[:, 0] < 0
+    assert abs(normal.float().mean().item() - normal_share) < 0.08
+    assert torch.equal(result.images[normal], images[normal])
+    assert not result.masks[normal].any()
+    assert result.beta[normal].isnan().all() and not result.beta[~normal].isnan().any()
+    again = AnomalySynthesizer(normal_share=normal_share)(images, seeded(2))
+    assert torch.equal(again.augmentations[:, 0] < 0, normal)
+
+
+def test_three_distinct_augmentations_per_anomaly_all_ten_in_use() -> None:
+    result = AnomalySynthesizer(normal_share=0.0)(gradient_images(100, 16), seeded(3))
+    chosen = result.augmentations
+    assert chosen.shape == (100, 3)
+    assert ((chosen >= 0) & (chosen < len(AUGMENTATIONS))).all()
+    assert all(len(set(row)) == 3 for row in chosen.tolist())
+    assert set(chosen.flatten().tolist()) == set(range(10))
+
+
+@pytest.mark.parametrize("augmentation", AUGMENTATIONS, ids=lambda f: f.__name__)
+def test_each_augmentation_keeps_shape_and_range_and_changes_the_image(augmentation) -> None:
+    images = as_tensor(textured_image()).expand(6, -1, -1, -1).contiguous()
+    augmented = augmentation(images, seeded(4))
+    assert augmented.shape == images.shape
+    assert augmented.min() >= 0 and augmented.max() <= 1
+    # Solarize and posterize leave some images as they are (p=0.5, 8 bits), never all six.
+    assert (augmented - images).abs().amax(dim=(1, 2, 3)).max() > 0.02
+
+
+def test_equalize_and_autocontrast_give_pil_tables() -> None:
+    for seed in range(3):
+        array = textured_image(seed)
+        image = Image.fromarray(array)
+        assert np.array_equal(as_levels(augmentations.equalize(as_tensor(array), seeded())), ImageOps.equalize(image))
+        for cutoff in (0, 7, 20):
+            stretched = augmentations.stretch_contrast(as_tensor(array), torch.tensor([cutoff]))
+            assert np.array_equal(as_levels(stretched), ImageOps.autocontrast(image, cutoff=cutoff))
+
+
+def test_sharpness_at_factor_zero_is_pils_smooth_filter() -> None:
+    array = textured_image()
+    smoothed = np.asarray(ImageEnhance.Sharpness(Image.fromarray(array)).enhance(0.0)).astype(int)
+    # Factors are uniform in [0, 2): compare the blend the function made with PIL's at the same factor.
+    generator = seeded(5)
+    factor = torch.rand(1, generator=seeded(5)).item() * 2
+    ours = as_levels(augmentations.enhance_sharpness(as_tensor(array), generator)).astype(int)
+    theirs = np.clip(smoothed + factor * (array.astype(int) - smoothed), 0, 255)
+    assert np.abs(ours - theirs).max() <= 1
+
+
+def test_hsv_round_trip_is_exact() -> None:
+    images = as_tensor(textured_image())
+    assert torch.allclose(augmentations.hsv_to_rgb(augmentations.rgb_to_hsv(images)), images, atol=1e-6)
+
+
+def test_rotation_by_a_quarter_turn_matches_rot90_and_zero_is_identity() -> None:
+    images = torch.rand(2, 3, 8, 8, generator=seeded())
+    turned = rotate(images, torch.tensor([90.0, -90.0]))
+    assert torch.allclose(turned[0], torch.rot90(images[0], 1, (1, 2)), atol=1e-5) or torch.allclose(
+        turned[0], torch.rot90(images[0], -1, (1, 2)), atol=1e-5
+    )
+    assert not torch.allclose(turned[0], turned[1], atol=1e-3)
+    wide = torch.rand(1, 3, 6, 10, generator=seeded())
+    assert torch.allclose(rotate(wide, torch.tensor([0.0])), wide, atol=1e-6)
+
+
+def test_rotate_normal_turns_the_good_image_with_black_corners() -> None:
+    images = torch.full((16, 3, 32, 32), 0.5)
+    result = AnomalySynthesizer(normal_share=1.0, rotate_normal=1.0)(images, seeded())
+    corners = result.images[:, :, [0, 0, -1, -1], [0, -1, 0, -1]]
+    assert (corners < 0.25).any(dim=(1, 2)).float().mean() > 0.8
+    assert torch.equal(AnomalySynthesizer(normal_share=1.0)(images, seeded()).images, images)
+
+
+def test_without_sources_colourised_perlin_noise_fills_the_mask() -> None:
+    images = torch.full((8, 3, 64, 64), 0.5)
+    result = AnomalySynthesizer(normal_share=0.0, beta_max=0.0)(images, seeded(6))
+    varied = 0
+    for image, mask in zip(result.images, result.masks, strict=True):
+        inside = image[:, mask[0] > 0]
+        varied += inside.shape[1] > 20 and inside.std(dim=1).max() > 0.02
+    assert varied >= 3
+
+
+def test_same_seed_same_batch_other_seed_differs() -> None:
+    images = gradient_images(8, 32)
+    first, again, other = (AnomalySynthesizer()(images, seeded(s)) for s in (7, 7, 8))
+    for field in Synthesis.__dataclass_fields__:
+        assert torch.equal(getattr(first, field), getattr(again, field)) or field == "beta"
+    assert torch.allclose(first.beta, again.beta, equal_nan=True)
+    assert not torch.equal(first.images, other.images)
+
+
+def test_one_source_per_image_is_required() -> None:
+    with pytest.raises(ValueError, match="one anomaly source per image"):
+        AnomalySynthesizer()(gradient_images(2, 8), seeded(), [torch.rand(3, 8, 8)])
