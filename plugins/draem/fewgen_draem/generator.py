@@ -123,13 +123,7 @@ class DraemGenerator(Generator):
             batch_rng = ctx.rng(number)
             generator = torch.Generator().manual_seed(int(batch_rng.integers(2**63)))
             sources = textures.pick(len(jobs), batch_rng) if textures is not None else None
-            pixels = images.to(device).permute(0, 3, 1, 2).float() / 255
-            if params.size is not None:
-                width, height = params.size
-                pixels = torch.nn.functional.interpolate(
-                    pixels, size=(height, width), mode="bilinear", antialias=True, align_corners=False
-                )
-            result = synthesizer(pixels, generator, sources)
+            result = synthesizer(images.to(device), generator, sources)
             yield from self.samples(jobs, result.images, result.masks, result.has_anomaly, box_class, ctx)
 
     def box_class_index(self, dataset: Dataset, ctx: StepContext) -> int | None:
@@ -150,9 +144,11 @@ class DraemGenerator(Generator):
         )
 
     def load_batch(self, batch: list[Job], unreadable: set[Path], ctx: StepContext) -> tuple[list[Job], torch.Tensor]:
-        """The batch's readable jobs and their images as one (B, H, W, 3) uint8 tensor; unreadable ones are skipped."""
-        import numpy as np
+        """The batch's readable jobs and their images as one (B, 3, H, W) float tensor in [0, 1], each resized to
+        ``size`` when one is set (a batch may then mix source sizes); unreadable ones are skipped."""
         import torch
+
+        params: DraemParams = self.params  # type: ignore[assignment]
 
         loaded: dict[Path, np.ndarray] = {}
         jobs, images = [], []
@@ -177,8 +173,8 @@ class DraemGenerator(Generator):
                     continue
                 loaded[parent.image] = image
             jobs.append(job)
-            images.append(loaded[parent.image])
-        return jobs, torch.from_numpy(np.stack(images)) if images else torch.empty(0, dtype=torch.uint8)
+            images.append(to_tensor(loaded[parent.image], params.size))
+        return jobs, torch.stack(images) if images else torch.empty(0, 3, 0, 0)
 
     def samples(
         self,
@@ -257,6 +253,22 @@ def choose(samples: list[Sample], fraction: float, rng: np.random.Generator) -> 
     count = math.floor(fraction * len(samples) + 0.5)
     positions = sorted(int(i) for i in rng.choice(len(samples), size=count, replace=False))
     return [(i, samples[i]) for i in positions]
+
+
+def to_tensor(image: np.ndarray, size: tuple[int, int] | None) -> torch.Tensor:
+    """(3, H, W) float in [0, 1], resized to ``size`` (width, height) with antialiasing when given."""
+    import numpy as np
+    import torch
+
+    # np.array copies: arrays decoded by Pillow are read-only, which torch warns about.
+    pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255
+    if size is None or (pixels.shape[2], pixels.shape[1]) == tuple(size):
+        return pixels
+    width, height = size
+    resized = torch.nn.functional.interpolate(
+        pixels[None], size=(height, width), mode="bilinear", antialias=True, align_corners=False
+    )
+    return resized[0].clamp(0, 1)
 
 
 def same_size_batches(jobs: list[Job], size: tuple[int, int] | None, batch_size: int) -> list[list[Job]]:

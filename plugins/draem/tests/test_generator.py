@@ -266,3 +266,15 @@ def test_entry_point_registers_the_generator() -> None:
     assert registry.generator("draem") is DraemGenerator
     (info,) = [info for info in registry.describe() if "draem" in info.generators]
     assert (info.distribution, info.version) == ("fewgen-draem", "0.1.0")
+
+
+def test_size_lets_images_of_different_sizes_share_a_batch(tmp_path: Path) -> None:
+    # Real inspection sets (magnetic tiles) hold images of many sizes; with `size` they are
+    # resized one by one before they are stacked into a batch.
+    dataset = make_dataset(tmp_path / "data")
+    big = save_image(np.full((HEIGHT * 2, WIDTH + 7, 3), 120, np.uint8), tmp_path / "data" / "big.png")
+    odd = dataset.samples[0].derive(id="train/good/big", image=big, width=WIDTH + 7, height=HEIGHT * 2)
+    new, ctx = run(dataset.with_samples([*dataset.samples, odd]), tmp_path / "w", size=[40, 30], batch_size=16)
+    assert ctx.issues == []
+    assert any(s.provenance.parent == "train/good/big" for s in new)
+    assert all((s.width, s.height) == (40, 30) and load_rgb(s.image).shape == (30, 40, 3) for s in new)
