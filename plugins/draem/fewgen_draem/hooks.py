@@ -1,4 +1,4 @@
-"""The module the ``fewgen`` entry point names: it only registers the generator.
+"""The module the ``fewgen`` entry point names: it registers the generator and the benchmark.
 
 Nothing imported here may import torch, so listing plugins and validating recipes stay fast.
 """
@@ -6,6 +6,7 @@ Nothing imported here may import torch, so listing plugins and validating recipe
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fewgen import hookimpl
 from fewgen.api import Generator
@@ -15,3 +16,10 @@ from fewgen_draem.generator import DraemGenerator
 @hookimpl
 def register_generators(register: Callable[[type[Generator]], None]) -> None:
     register(DraemGenerator)
+
+
+@hookimpl
+def register_benchmarks(register: Callable[[Any], None]) -> None:
+    from fewgen_draem.bench import draem_synth
+
+    register(draem_synth)
