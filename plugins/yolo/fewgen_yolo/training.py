@@ -67,14 +67,32 @@ def prepare_ultralytics(config_dir: Path) -> ModuleType:
     with contextlib.redirect_stdout(sys.stderr):
         import ultralytics
         from ultralytics.utils import LOGGER, SETTINGS
-
-        if SETTINGS.get("sync"):
-            SETTINGS.update({"sync": False})
     # ultralytics logs to stdout; fewgen keeps stdout for results (`fewgen bench` prints JSON there).
+    # Re-pointed on every call, by assignment: the stream of a previous call may be closed by
+    # now (test capture), and setStream would flush it first.
     for handler in LOGGER.handlers:
         if isinstance(handler, logging.StreamHandler):
-            handler.setStream(sys.stderr)
+            handler.stream = sys.stderr
+    if SETTINGS.get("sync"):
+        SETTINGS.update({"sync": False})
+    _undo_pillow_patch()
     return ultralytics
+
+
+def _undo_pillow_patch() -> None:
+    """Give PIL.Image.open back its own behaviour.
+
+    On import, ultralytics replaces PIL.Image.open process-wide with a wrapper that, on any
+    file Pillow cannot identify, tries to pip-install a HEIF plugin and then raises
+    ModuleNotFoundError offline. Every later reader in the process (fewgen's corrupt-image
+    handling included) would see that instead of Pillow's UnidentifiedImageError.
+    """
+    from PIL import Image
+    from ultralytics.utils import patches
+
+    original = getattr(patches, "_image_open", None)
+    if original is not None and Image.open is not original:
+        Image.open = original
 
 
 def check_model(model: str) -> None:

@@ -115,3 +115,17 @@ output: {format: fewgen}
     predictions = json.loads((reports / "predictions" / "augmented-seed0.json").read_text())
     assert [p["sample"] for p in predictions] == ["sq00", "sq01", "sq02", "sq03"]
     assert result.manifest["steps"][1]["component"] == "yolo"
+
+
+def test_ultralytics_import_leaves_pillow_errors_alone(tmp_path):
+    from fewgen_yolo.training import prepare_ultralytics
+
+    from fewgen.imageio import CorruptImage, checked_size
+
+    prepare_ultralytics(tmp_path / "ultralytics")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image at all")
+    # Without the fix, ultralytics' patched Image.open tries to install a HEIF plugin and
+    # raises ModuleNotFoundError offline instead of Pillow's own error.
+    with pytest.raises(CorruptImage):
+        checked_size(broken)
