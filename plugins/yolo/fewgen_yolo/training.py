@@ -71,7 +71,8 @@ def prepare_ultralytics(config_dir: Path) -> ModuleType:
     # Re-pointed on every call, by assignment: the stream of a previous call may be closed by
     # now (test capture), and setStream would flush it first.
     for handler in LOGGER.handlers:
-        if isinstance(handler, logging.StreamHandler):
+        # Exactly ultralytics' console handler; subclasses (pytest's log capture) keep their streams.
+        if type(handler) is logging.StreamHandler:
             handler.stream = sys.stderr
     if SETTINGS.get("sync"):
         SETTINGS.update({"sync": False})
