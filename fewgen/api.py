@@ -10,6 +10,8 @@ the plugin's hook module, so that ``fewgen plugins`` and a cached rerun stay fas
 from __future__ import annotations
 
 import logging
+import math
+import re
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
     import numpy as np
 
 T = TypeVar("T")
+# Characters of a sample id kept in file names; the rest become "_", so no id can lead a file
+# out of the step's work folder.
+UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 class Params(BaseModel):
@@ -156,3 +161,22 @@ class DatasetFormat(ABC):
     @property
     def writable(self) -> bool:
         return type(self).write is not DatasetFormat.write
+
+
+def choose_fraction(samples: list[Sample], fraction: float, rng: np.random.Generator) -> list[tuple[int, Sample]]:
+    """``fraction`` of the samples (rounded half up), drawn at random, with their input positions, in input order.
+
+    Generators pass ``ctx.rng()``, so the choice is fixed by the step seed.
+    """
+    count = math.floor(fraction * len(samples) + 0.5)
+    positions = sorted(int(i) for i in rng.choice(len(samples), size=count, replace=False))
+    return [(i, samples[i]) for i in positions]
+
+
+def file_stem(index: int, sample_id: str) -> str:
+    """A file name unique within a step (the input position) that a person can trace to its parent (the id).
+
+    Ids may hold ``/`` or be absolute paths; neither may lead a file out of the work folder.
+    """
+    readable = UNSAFE_NAME_CHARACTERS.sub("_", sample_id).strip("_")[:80]
+    return f"{index:06d}_{readable}" if readable else f"{index:06d}"

@@ -8,14 +8,12 @@ unchanged; the images keep three channels because detectors expect RGB input.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from fewgen.api import Generator, Params, StepContext
+from fewgen.api import Generator, Params, StepContext, choose_fraction, file_stem
 from fewgen.dataset import Dataset, Sample
 from fewgen.imageio import CorruptImage, copy_file, load_rgb, save_image
 
@@ -24,8 +22,6 @@ if TYPE_CHECKING:
 
 # ITU-R BT.601 luma weights: the brightness a viewer perceives in an RGB pixel.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
-# Characters kept from a sample id in a file name; the rest become "_".
-UNSAFE_FILE_CHARACTERS = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 class GrayscaleParams(Params):
@@ -47,7 +43,7 @@ class Grayscale(Generator):
 
     def generate(self, dataset: Dataset, ctx: StepContext) -> Iterator[Sample]:
         params: GrayscaleParams = self.params  # type: ignore[assignment]
-        chosen = choose(dataset.samples, params.fraction, ctx.rng())
+        chosen = choose_fraction(dataset.samples, params.fraction, ctx.rng())
         for index, parent in ctx.progress(chosen, total=len(chosen), desc=f"{ctx.step}: grayscale"):
             try:
                 rgb = load_rgb(parent.image)
@@ -80,13 +76,6 @@ class Grayscale(Generator):
             )
 
 
-def choose(samples: list[Sample], fraction: float, rng: np.random.Generator) -> list[tuple[int, Sample]]:
-    """``round(fraction * len(samples))`` samples picked at random, with their input positions, in input order."""
-    count = math.floor(fraction * len(samples) + 0.5)
-    picks = sorted(int(i) for i in rng.choice(len(samples), size=count, replace=False))
-    return [(i, samples[i]) for i in picks]
-
-
 def to_gray(rgb: np.ndarray, contrast: float) -> np.ndarray:
     """An HxWx3 uint8 image whose three channels all hold the luma of ``rgb``."""
     # NumPy is imported here, not at the top: fewgen imports this module whenever it lists
@@ -99,12 +88,3 @@ def to_gray(rgb: np.ndarray, contrast: float) -> np.ndarray:
         luma = mean + (luma - mean) * contrast
     gray = np.clip(np.rint(luma), 0, 255).astype(np.uint8)
     return np.repeat(gray[..., np.newaxis], 3, axis=-1)
-
-
-def file_stem(index: int, sample_id: str) -> str:
-    """A file name unique within the step (the input position) that a person can trace to its parent (the id).
-
-    Ids may hold ``/`` or be absolute paths; neither may lead a file out of the work folder.
-    """
-    readable = UNSAFE_FILE_CHARACTERS.sub("_", sample_id).strip("_")[:80]
-    return f"{index:06d}_{readable}" if readable else f"{index:06d}"

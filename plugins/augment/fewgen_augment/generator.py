@@ -9,24 +9,19 @@ go through the same pipeline as the image, so flips and shifts keep them aligned
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from fewgen.api import Generator, Params, StepContext
+from fewgen.api import Generator, Params, StepContext, choose_fraction, file_stem
 from fewgen.dataset import Box, Dataset, Sample
 from fewgen.errors import UsageError, did_you_mean
 from fewgen.imageio import CorruptImage, load_mask, load_rgb, save_image
 from fewgen_augment.presets import PRESETS, TransformStep, build_pipeline, preset_domain
 
 if TYPE_CHECKING:
-    import numpy as np
-
-# Characters of a sample id kept in file names; the rest become "_" so no id can leave the work folder.
-UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_-]+")
+    pass
 
 
 class TransformSpec(BaseModel):
@@ -103,7 +98,7 @@ class AugmentGenerator(Generator):
         params: AugmentParams = self.params  # type: ignore[assignment]
         pipeline = build_pipeline(params.steps(), params.min_visibility)
         domain = params.domain or preset_domain(params.preset)
-        chosen = choose(dataset.samples, params.fraction, ctx.rng())
+        chosen = choose_fraction(dataset.samples, params.fraction, ctx.rng())
         for index, parent in ctx.progress(chosen, total=len(chosen), desc=f"{ctx.step}: augment"):
             try:
                 image = load_rgb(parent.image)
@@ -165,16 +160,3 @@ class AugmentGenerator(Generator):
                     # Scores and predictions earlier steps stored on the parent do not describe the copy.
                     attributes={},
                 )
-
-
-def choose(samples: list[Sample], fraction: float, rng: np.random.Generator) -> list[tuple[int, Sample]]:
-    """``fraction`` of the samples (rounded half up), drawn at random, with their input positions, in input order."""
-    count = math.floor(fraction * len(samples) + 0.5)
-    positions = sorted(int(i) for i in rng.choice(len(samples), size=count, replace=False))
-    return [(i, samples[i]) for i in positions]
-
-
-def file_stem(index: int, sample_id: str) -> str:
-    """Unique through the input position, traceable through the sample id reduced to safe characters."""
-    readable = UNSAFE_NAME_CHARACTERS.sub("_", sample_id).strip("_")[:80]
-    return f"{index:06d}_{readable}" if readable else f"{index:06d}"

@@ -10,15 +10,13 @@ is :class:`fewgen_draem.synthesis.AnomalySynthesizer`; torch is imported only wh
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
-from fewgen.api import Generator, Params, StepContext
+from fewgen.api import Generator, Params, StepContext, choose_fraction, file_stem
 from fewgen.dataset import Box, Dataset, Sample
 from fewgen.errors import UsageError
 from fewgen.imageio import IMAGE_SUFFIXES, CorruptImage, load_rgb, save_image
@@ -26,9 +24,6 @@ from fewgen.imageio import IMAGE_SUFFIXES, CorruptImage, load_rgb, save_image
 if TYPE_CHECKING:
     import numpy as np
     import torch
-
-# Characters of a sample id kept in file names; the rest become "_" so no id can leave the work folder.
-UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 class DraemParams(Params):
@@ -108,7 +103,7 @@ class DraemGenerator(Generator):
         )
         device = torch.device(ctx.device)
         eligible = [s for s in dataset if s.label in params.from_labels]
-        chosen = choose(eligible, params.fraction, ctx.rng())
+        chosen = choose_fraction(eligible, params.fraction, ctx.rng())
         batches = same_size_batches(
             [(index, parent, copy) for index, parent in chosen for copy in range(params.copies)],
             params.size,
@@ -248,13 +243,6 @@ class TextureFolder:
         return picked
 
 
-def choose(samples: list[Sample], fraction: float, rng: np.random.Generator) -> list[tuple[int, Sample]]:
-    """``fraction`` of the samples (rounded half up), drawn at random, with their input positions, in input order."""
-    count = math.floor(fraction * len(samples) + 0.5)
-    positions = sorted(int(i) for i in rng.choice(len(samples), size=count, replace=False))
-    return [(i, samples[i]) for i in positions]
-
-
 def to_tensor(image: np.ndarray, size: tuple[int, int] | None) -> torch.Tensor:
     """(3, H, W) float in [0, 1], resized to ``size`` (width, height) with antialiasing when given."""
     import numpy as np
@@ -291,9 +279,3 @@ def region_boxes(mask: np.ndarray, cls: int, min_area: int) -> tuple[Box, ...]:
         if (rows.stop - rows.start) * (cols.stop - cols.start) >= min_area:
             boxes.append(Box(cls, float(cols.start), float(rows.start), float(cols.stop), float(rows.stop)))
     return tuple(boxes)
-
-
-def file_stem(index: int, sample_id: str) -> str:
-    """Unique through the input position, traceable through the sample id reduced to safe characters."""
-    readable = UNSAFE_NAME_CHARACTERS.sub("_", sample_id).strip("_")[:80]
-    return f"{index:06d}_{readable}" if readable else f"{index:06d}"
