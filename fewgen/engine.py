@@ -29,7 +29,7 @@ import yaml
 from fewgen import __version__
 from fewgen.api import DatasetFormat, Params, StepContext
 from fewgen.cache import StepCache, content_key, tree_fingerprint
-from fewgen.cards import DatasetCard, SplitRule, assign_splits, load_card
+from fewgen.cards import SplitRule, assign_splits
 from fewgen.dataset import Dataset, Sample
 from fewgen.errors import StepFailed, UsageError
 from fewgen.plugins import Registry
@@ -122,9 +122,7 @@ class Engine:
 
     def _source(self, loaded: LoadedRecipe) -> tuple[type[DatasetFormat], Params, Path, list[SplitRule] | None, dict]:
         spec = loaded.recipe.dataset
-        card: DatasetCard | None = None
-        if spec.card:
-            card = load_card(spec.card, self.registry, loaded.base_dir)
+        card = loaded.card
         format_name = spec.format or (card.format if card else None)
         assert format_name is not None  # the recipe model requires a card or a format
         fmt = self.registry.dataset_format(format_name)

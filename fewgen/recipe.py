@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from fewgen.errors import UsageError, did_you_mean
 from fewgen.plugins import Registry
+
+if TYPE_CHECKING:
+    from fewgen.cards import DatasetCard
 
 Lines = dict[tuple[Any, ...], int]
 STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -126,6 +129,8 @@ class LoadedRecipe:
         self.base_dir = path.parent.resolve()
         self.step_params = step_params
         self.lines = lines
+        # The dataset card the recipe names, read once while validating.
+        self.card: DatasetCard | None = None
 
     def validate(self, model: type[BaseModel], data: Any, prefix: tuple[Any, ...]) -> Any:
         """Validate a part of the recipe, reporting errors at its line in the recipe file."""
@@ -367,7 +372,7 @@ def _check_formats(loaded: LoadedRecipe, registry: Registry) -> None:
         )
     if recipe.dataset.card is not None:
         try:
-            load_card(recipe.dataset.card, registry, loaded.base_dir)
+            loaded.card = load_card(recipe.dataset.card, registry, loaded.base_dir)
         except UsageError as exc:
             raise loaded.error_at(("dataset", "card"), str(exc)) from None
     output_format = registry.dataset_format(recipe.output.format)
