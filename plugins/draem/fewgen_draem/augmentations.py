@@ -11,6 +11,11 @@ those levels first, so they give PIL's lookup tables.
 
 Every random parameter is drawn from a CPU ``torch.Generator`` and then moved to the
 images' device: one seed, the same images on any device.
+
+These run on every anomaly source, so they are written for few passes over the pixels:
+in-place steps on tensors created here, per-image parameters broadcast instead of
+expanded, and no bool-mask ``torch.where`` or ``max`` with indices over the channels,
+which are slow paths on CPU. Functions never modify their input.
 """
 
 from __future__ import annotations
@@ -38,31 +43,37 @@ def rotate(images: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
     """Rotate each image about its centre by its angle (bilinear), filling uncovered corners with 0 like imgaug."""
     height, width = images.shape[-2:]
     radians = torch.deg2rad(degrees.to(images.device, images.dtype))
-    cos, sin = torch.cos(radians), torch.sin(radians)
-    zero = torch.zeros_like(cos)
-    # affine_grid works in coordinates normalised to [-1, 1] per axis; the aspect ratio keeps the rotation rigid.
-    theta = torch.stack(
-        (torch.stack((cos, sin * height / width, zero), -1), torch.stack((-sin * width / height, cos, zero), -1)), 1
-    )
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    cos, sin = torch.cos(radians)[:, None], torch.sin(radians)[:, None]
+    # The grid affine_grid(theta, align_corners=False) gives for theta = [[cos, sin h/w, 0], [-sin w/h, cos, 0]]:
+    # coordinates normalised to [-1, 1] per axis at pixel centres, the aspect ratio keeping the rotation rigid.
+    # Built as one broadcast sum of a per-column and a per-row part, as affine_grid's (H * W, 3) matrix
+    # product per image costs more than the sampling itself.
+    xs = (2 * torch.arange(width, device=images.device, dtype=images.dtype) + 1) / width - 1
+    ys = (2 * torch.arange(height, device=images.device, dtype=images.dtype) + 1) / height - 1
+    along_x = torch.stack((cos * xs, -sin * (width / height) * xs), -1)  # (B, W, 2)
+    along_y = torch.stack((sin * (height / width) * ys, cos * ys), -1)  # (B, H, 2)
+    grid = along_y[:, :, None, :] + along_x[:, None, :, :]
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def to_levels(images: torch.Tensor) -> torch.Tensor:
     """Nearest 8-bit level of every value, as integers (N, C, H*W)."""
-    return (images.clamp(0, 1) * (LEVELS - 1)).round().long().flatten(2)
+    # Scaling before clamping to [0, 255] is the same as clamping to [0, 1] first, one pass fewer.
+    return torch.mul(images, LEVELS - 1).clamp_(0, LEVELS - 1).round_().long().flatten(2)
 
 
-def apply_lookup(images: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
-    """Map every 8-bit level through its image's and channel's table (N, C, 256) of output levels."""
-    levels = to_levels(images)
-    return torch.gather(tables.to(images.dtype), 2, levels).reshape(images.shape) / (LEVELS - 1)
+def apply_lookup(images: torch.Tensor, levels: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
+    """Map the images' 8-bit levels (from :func:`to_levels`) through each image's and channel's table (N, C, 256).
+
+    The tables hold output levels; they are scaled to [0, 1] before the lookup (256 divisions per
+    channel instead of one per pixel, the same values).
+    """
+    return torch.gather(tables.to(images.dtype) / (LEVELS - 1), 2, levels).reshape(images.shape)
 
 
-def histograms(images: torch.Tensor) -> torch.Tensor:
-    """(N, C, 256) pixel counts per 8-bit level."""
-    levels = to_levels(images)
-    counts = torch.zeros(*levels.shape[:2], LEVELS, device=images.device, dtype=torch.long)
+def histograms(levels: torch.Tensor) -> torch.Tensor:
+    """(N, C, 256) pixel counts per 8-bit level of levels (N, C, H*W) from :func:`to_levels`."""
+    counts = torch.zeros(*levels.shape[:2], LEVELS, device=levels.device, dtype=torch.long)
     return counts.scatter_add_(2, levels, torch.ones_like(levels))
 
 
@@ -70,7 +81,7 @@ def gamma_contrast(images: torch.Tensor, generator: torch.Generator) -> torch.Te
     """GammaContrast((0.5, 2.0), per_channel=True): x ** gamma with one gamma per channel."""
     count, channels = images.shape[:2]
     gamma = (0.5 + 1.5 * torch.rand(count, channels, generator=generator)).to(images.device)
-    return images.clamp(0, 1) ** per_image(gamma)
+    return images.clamp(0, 1).pow_(per_image(gamma))
 
 
 def multiply_and_add_to_brightness(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -81,9 +92,10 @@ def multiply_and_add_to_brightness(images: torch.Tensor, generator: torch.Genera
     count = images.shape[0]
     multiply = uniform(count, 0.8, 1.2, generator, images.device)
     add = uniform(count, -30 / 255, 30 / 255, generator, images.device)
-    luma = (0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]).unsqueeze(1)
-    changed = (luma * per_image(multiply) + per_image(add)).clamp(0, 1)
-    return (images + changed - luma).clamp(0, 1)
+    red, green, blue = images.unbind(1)
+    luma = (0.299 * red).add_(green, alpha=0.587).add_(blue, alpha=0.114).unsqueeze(1)
+    shift = torch.addcmul(per_image(add), luma, per_image(multiply)).clamp_(0, 1).sub_(luma)
+    return (images + shift).clamp_(0, 1)
 
 
 def enhance_sharpness(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -92,39 +104,61 @@ def enhance_sharpness(images: torch.Tensor, generator: torch.Generator) -> torch
     Factor 0 gives the smoothed image, 1 the original, 2 twice the detail; PIL leaves the
     one-pixel border unfiltered.
     """
-    count, channels = images.shape[:2]
+    count = images.shape[0]
     factor = uniform(count, 0.0, 2.0, generator, images.device)
-    kernel = torch.ones(3, 3, device=images.device, dtype=images.dtype)
-    kernel[1, 1] = 5
-    kernel = (kernel / kernel.sum()).expand(channels, 1, 3, 3)
-    smoothed = images.clone()
-    smoothed[..., 1:-1, 1:-1] = F.conv2d(images, kernel, groups=channels)
-    return (smoothed + per_image(factor) * (images - smoothed)).clamp(0, 1)
+    # SMOOTH is [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13 = (3x3 box sum + 4 centre) / 13, so the blend
+    # smoothed + factor (image - smoothed) is image + (1 - factor) (box sum - 9 image) / 13.
+    # The box sum from shifted views, rows then columns, is many times faster on CPU than a
+    # depthwise convolution on (N, C, H, W).
+    rows = images[..., :-2, :] + images[..., 1:-1, :]
+    rows += images[..., 2:, :]
+    detail = rows[..., :-2] + rows[..., 2:]
+    detail += rows[..., 1:-1]
+    detail.sub_(images[..., 1:-1, 1:-1], alpha=9)
+    sharpened = images.clone()
+    sharpened[..., 1:-1, 1:-1].addcmul_(detail, per_image((1 - factor) / 13))
+    return sharpened.clamp_(0, 1)
 
 
 def rgb_to_hsv(images: torch.Tensor) -> torch.Tensor:
     """Hue as a fraction of the full circle, saturation and value in [0, 1]."""
-    value, argmax = images.max(dim=1)
-    minimum = images.min(dim=1).values
-    chroma = value - minimum
-    saturation = torch.where(value > 0, chroma / value.clamp_min(1e-12), torch.zeros_like(value))
-    safe_chroma = chroma.clamp_min(1e-12)
+    sixths, chroma, value = hue_chroma_value(images)
+    saturation = chroma.div_(value.clamp_min(1e-12))  # a black pixel has chroma 0: saturation 0
+    return torch.stack((sixths.remainder_(6).div_(6), saturation, value), 1)
+
+
+def hue_chroma_value(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Hue in sixths of the circle, not yet reduced modulo 6 (in [-1, 5]), chroma and value: (N, H, W) each.
+
+    The largest channel picks the hue's sector. Where two channels tie for largest, the
+    sectors meet and either formula gives the same hue; where all three tie the chroma is 0
+    and so is the hue (red's formula, numerator 0).
+    """
     red, green, blue = images.unbind(1)
-    hue = torch.stack(
-        (((green - blue) / safe_chroma) % 6, (blue - red) / safe_chroma + 2, (red - green) / safe_chroma + 4), 1
-    )
-    hue = torch.gather(hue, 1, argmax.unsqueeze(1)).squeeze(1) / 6
-    hue = torch.where(chroma > 0, hue, torch.zeros_like(hue))
-    return torch.stack((hue, saturation, value), 1)
+    value = images.amax(1)
+    chroma = value - images.amin(1)
+    red_largest, green_largest = (red == value).float(), (green == value).float()
+    green_largest.mul_(1 - red_largest)  # red wins ties, then green: one sector per pixel
+    blue_largest = 1 - red_largest - green_largest
+    # Masks as 0/1 floats: a weighted sum of the three sector formulas instead of a gather by argmax.
+    numerator = (green - blue).mul_(red_largest)
+    numerator.addcmul_(blue - red, green_largest).addcmul_(red - green, blue_largest)
+    sixths = numerator.div_(chroma.clamp_min(1e-12))
+    return sixths.add_(green_largest, alpha=2).add_(blue_largest, alpha=4), chroma, value
 
 
 def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
     hue, saturation, value = hsv.unbind(1)
+    return rgb_from_hue_chroma_value(6 * hue, value * saturation, value)
+
+
+def rgb_from_hue_chroma_value(sixths: torch.Tensor, chroma: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) from hue in sixths of the circle (any real: taken modulo 6), chroma and value (N, H, W)."""
     # Each channel is value minus chroma times a ramp that is 1 away from its hue sector.
-    sector = torch.tensor([5.0, 3.0, 1.0], device=hsv.device, dtype=hsv.dtype).reshape(1, 3, 1, 1)
-    k = (sector + hue.unsqueeze(1) * 6) % 6
-    ramp = torch.clamp(torch.minimum(k, 4 - k), 0, 1)
-    return value.unsqueeze(1) - value.unsqueeze(1) * saturation.unsqueeze(1) * ramp
+    sector = torch.tensor([5.0, 3.0, 1.0], device=value.device, dtype=value.dtype).reshape(1, 3, 1, 1)
+    k = (sector + sixths.unsqueeze(1)).remainder_(6)
+    ramp = torch.minimum(k, 4 - k, out=k).clamp_(0, 1)
+    return torch.addcmul(value.unsqueeze(1), chroma.unsqueeze(1), ramp, value=-1)
 
 
 def add_to_hue_and_saturation(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -135,10 +169,12 @@ def add_to_hue_and_saturation(images: torch.Tensor, generator: torch.Generator) 
     count = images.shape[0]
     hue_shift = uniform(count, -50 / 255, 50 / 255, generator, images.device)
     saturation_shift = uniform(count, -50 / 255, 50 / 255, generator, images.device)
-    hsv = rgb_to_hsv(images.clamp(0, 1))
-    hue = (hsv[:, 0] + hue_shift[:, None, None]) % 1
-    saturation = (hsv[:, 1] + saturation_shift[:, None, None]).clamp(0, 1)
-    return hsv_to_rgb(torch.stack((hue, saturation, hsv[:, 2]), 1)).clamp(0, 1)
+    # HSV round trip without building the HSV image: the hue stays in sixths and is only
+    # reduced modulo 6 when converted back, saturation is carried as chroma = value * saturation.
+    sixths, chroma, value = hue_chroma_value(images.clamp(0, 1))
+    sixths.add_(6 * hue_shift[:, None, None])
+    saturation = chroma.div_(value.clamp_min(1e-12)).add_(saturation_shift[:, None, None]).clamp_(0, 1)
+    return rgb_from_hue_chroma_value(sixths, saturation.mul_(value), value).clamp_(0, 1)
 
 
 def solarize(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -146,17 +182,21 @@ def solarize(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     count = images.shape[0]
     applies = (torch.rand(count, generator=generator) < 0.5).to(images.device)
     threshold = uniform(count, 32 / 255, 128 / 255, generator, images.device)
-    inverted = (images >= per_image(threshold)) & per_image(applies)
-    return torch.where(inverted, 1 - images, images)
+    # An image left as it is gets a threshold no level reaches.
+    threshold = torch.where(applies, threshold, torch.full_like(threshold, float("inf")))
+    inverted = (images >= per_image(threshold)).to(images.dtype)
+    # |1 - x| = 1 - x and |0 - x| = x for x in [0, 1]: a select in arithmetic, faster than torch.where.
+    return inverted.sub_(images).abs_()
 
 
 def posterize(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Posterize(): keep the top 1 to 8 bits of every 8-bit level (imgaug's default nb_bits=(1, 8))."""
     count = images.shape[0]
     bits = torch.randint(1, 9, (count,), generator=generator).to(images.device)
-    step = 2 ** (8 - per_image(bits))
-    levels = (images.clamp(0, 1) * (LEVELS - 1)).round()
-    return torch.div(levels, step, rounding_mode="floor") * step / (LEVELS - 1)
+    step = (2 ** (8 - per_image(bits))).to(images.dtype)
+    levels = torch.mul(images, LEVELS - 1).clamp_(0, LEVELS - 1).round_()
+    # Steps are powers of two: the division and the product are exact, as in integers.
+    return levels.div_(step).floor_().mul_(step).div_(LEVELS - 1)
 
 
 def invert(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -175,33 +215,35 @@ def stretch_contrast(images: torch.Tensor, cutoff: torch.Tensor) -> torch.Tensor
 
     A channel whose remaining levels collapse to one value is left as it is, as PIL does.
     """
-    counts = histograms(images)
+    levels = to_levels(images)
+    counts = histograms(levels)
     total = counts.sum(2, keepdim=True)
     cut = torch.div(total * cutoff.to(images.device)[:, None, None], 100, rounding_mode="floor")
-    levels = torch.arange(LEVELS, device=images.device)
+    table_levels = torch.arange(LEVELS, device=images.device)
     # Lowest level with pixels left once `cut` pixels are removed from the dark end; likewise from the bright end.
-    low = torch.where(counts.cumsum(2) > cut, levels, LEVELS).min(2, keepdim=True).values
-    high = torch.where(counts.flip(2).cumsum(2).flip(2) > cut, levels, -1).max(2, keepdim=True).values
+    low = torch.where(counts.cumsum(2) > cut, table_levels, LEVELS).min(2, keepdim=True).values
+    high = torch.where(counts.flip(2).cumsum(2).flip(2) > cut, table_levels, -1).max(2, keepdim=True).values
     span = (high - low).clamp_min(1).double()
     # full(255) / span, not 255.0 / span: the scalar form is a reciprocal multiply, one ulp off PIL's table.
     scale = torch.full_like(span, 255.0) / span
-    stretched = (levels * scale - low * scale).trunc().clamp(0, 255)
-    tables = torch.where(high > low, stretched, levels.double().expand_as(stretched))
-    return apply_lookup(images, tables)
+    stretched = (table_levels * scale - low * scale).trunc().clamp(0, 255)
+    tables = torch.where(high > low, stretched, table_levels.double().expand_as(stretched))
+    return apply_lookup(images, levels, tables)
 
 
 def equalize(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """pillike.Equalize(): PIL's per-channel histogram equalisation (ImageOps.equalize)."""
-    counts = histograms(images)
-    levels = torch.arange(LEVELS, device=images.device)
+    levels = to_levels(images)
+    counts = histograms(levels)
+    table_levels = torch.arange(LEVELS, device=images.device)
     # PIL leaves out the count of the brightest occupied level when it sizes the steps.
-    brightest = torch.where(counts > 0, levels, -1).max(2, keepdim=True).values
+    brightest = torch.where(counts > 0, table_levels, -1).max(2, keepdim=True).values
     step = torch.div(counts.sum(2, keepdim=True) - counts.gather(2, brightest), LEVELS - 1, rounding_mode="floor")
     before = counts.cumsum(2) - counts  # pixels at lower levels
     equalized = torch.div(before + torch.div(step, 2, rounding_mode="floor"), step.clamp_min(1), rounding_mode="floor")
     # One occupied level, or too few pixels for a step: PIL keeps the channel.
-    tables = torch.where(step > 0, equalized.clamp(max=255), levels.expand_as(equalized))
-    return apply_lookup(images, tables)
+    tables = torch.where(step > 0, equalized.clamp(max=255), table_levels.expand_as(equalized))
+    return apply_lookup(images, levels, tables)
 
 
 def rotate_source(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The module the ``fewgen`` entry point names: it registers the generator and the benchmark.
+"""The module the ``fewgen`` entry point names: it registers the generator, the evaluator and the benchmarks.
 
 Nothing imported here may import torch, so listing plugins and validating recipes stay fast.
 """
@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from fewgen import hookimpl
-from fewgen.api import Generator
+from fewgen.api import Evaluator, Generator
+from fewgen_draem.evaluator import AnomalyEvaluator
 from fewgen_draem.generator import DraemGenerator
 
 
@@ -19,7 +20,14 @@ def register_generators(register: Callable[[type[Generator]], None]) -> None:
 
 
 @hookimpl
+def register_evaluators(register: Callable[[type[Evaluator]], None]) -> None:
+    register(AnomalyEvaluator)
+
+
+@hookimpl
 def register_benchmarks(register: Callable[[Any], None]) -> None:
-    from fewgen_draem.bench import draem_synth
+    from fewgen_draem.bench import draem_anomaly, draem_synth, draem_train
 
     register(draem_synth)
+    register(draem_train)
+    register(draem_anomaly)

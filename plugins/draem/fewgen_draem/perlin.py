@@ -10,6 +10,23 @@ Every map in a batch has its own resolution (DRAEM draws it per axis), so the la
 indexed per sample instead of grouping the batch by resolution: one pass, no Python loop.
 A resolution that does not divide the size gets the next larger whole cell: the map is
 the top-left crop of the noise on the next multiple of the resolution.
+
+The noise is computed as matrix products rather than by gathering the four corner
+gradients of every pixel. With v = fade(row offset fy), u = fade(column offset fx) and
+(g_r, g_c) the gradient at node (i, j), the value at pixel (y, x) is
+
+    sum over corners (dr, dc) of  w_dr(y) w_dc(x) [g_r(i, j) (fy - dr) + g_c(i, j) (fx - dc)],
+
+where (i, j) = (cell row + dr, cell column + dc), w_0 = 1 - blend and w_1 = blend. Each
+term is a row factor times a gradient component times a column factor, so
+
+    noise = A @ G_r @ B^T + C @ G_c @ D^T
+
+with sparse (pixels x nodes) interpolation matrices, two non-zeros per row:
+A[y, i] = w_dr(y) (fy - dr), C[y, i] = w_dr(y) for i = cell row + dr; B[x, j] = w_dc(x),
+D[x, j] = w_dc(x) (fx - dc) for j = cell column + dc. Per map that is a few small matrix
+products instead of four (H, W, 2) gathers, and one batched product of (H, 2 nodes) by
+(2 nodes, W) writes the whole map.
 """
 
 from __future__ import annotations
@@ -45,27 +62,51 @@ def perlin_noise(
     if (resolutions < 1).any():
         raise ValueError(f"lattice resolutions must be at least 1, got {resolutions.tolist()}")
     count = resolutions.shape[0]
-    # Whole cells: a size that is not a multiple of the resolution is the crop of the next multiple.
-    cell_rows = (height + resolutions[:, 0] - 1) // resolutions[:, 0]
-    cell_cols = (width + resolutions[:, 1] - 1) // resolutions[:, 1]
     node_rows, node_cols = int(resolutions[:, 0].max()) + 1, int(resolutions[:, 1].max()) + 1
     angles = 2 * math.pi * torch.rand(count, node_rows, node_cols, generator=generator)
-    gradients = torch.stack((torch.sin(angles), torch.cos(angles)), dim=-1).to(device)  # (row, column) components
+    # (row, column) gradient components; nodes beyond a map's own lattice are never weighted.
+    row_gradients, col_gradients = torch.sin(angles).to(device), torch.cos(angles).to(device)
 
-    # Lattice coordinates of every pixel: integer cell index and offset within the cell.
-    rows = torch.arange(height, device=device, dtype=torch.float32)[None, :] / cell_rows.to(device)[:, None]
-    cols = torch.arange(width, device=device, dtype=torch.float32)[None, :] / cell_cols.to(device)[:, None]
-    row_cell, col_cell = rows.floor().long(), cols.floor().long()
-    row_offset, col_offset = (rows - row_cell)[:, :, None], (cols - col_cell)[:, None, :]
-    batch = torch.arange(count, device=device)[:, None, None]
+    # The sqrt(2) spreads the blend, bounded by sqrt(2)/2 for unit gradients, over [-1, 1] as
+    # DRAEM's reference code does; folded into the small row matrices it costs nothing.
+    row_offset, row_cell, row_blend = lattice_coordinates(resolutions[:, 0], height, device)
+    offset_rows = interpolation_matrix(row_cell, row_blend, node_rows, row_offset, math.sqrt(2))  # A
+    plain_rows = interpolation_matrix(row_cell, row_blend, node_rows, None, math.sqrt(2))  # C
+    col_offset, col_cell, col_blend = lattice_coordinates(resolutions[:, 1], width, device)
+    plain_cols = interpolation_matrix(col_cell, col_blend, node_cols)  # B
+    offset_cols = interpolation_matrix(col_cell, col_blend, node_cols, col_offset)  # D
+    # (A G_r | C G_c) @ (B | D)^T: both terms in one product with 2 * node_cols inner terms.
+    left = torch.cat((offset_rows @ row_gradients, plain_rows @ col_gradients), dim=2)
+    right = torch.cat((plain_cols, offset_cols), dim=2)
+    return torch.bmm(left, right.transpose(1, 2))
 
-    def corner_dot(row_step: int, col_step: int) -> torch.Tensor:
-        """Dot product of each pixel's offset from one corner of its cell with that corner's gradient."""
-        gradient = gradients[batch, (row_cell + row_step)[:, :, None], (col_cell + col_step)[:, None, :]]
-        return gradient[..., 0] * (row_offset - row_step) + gradient[..., 1] * (col_offset - col_step)
 
-    row_blend, col_blend = fade(row_offset), fade(col_offset)
-    top = torch.lerp(corner_dot(0, 0), corner_dot(0, 1), col_blend)
-    bottom = torch.lerp(corner_dot(1, 0), corner_dot(1, 1), col_blend)
-    # Unit gradients bound the blend by sqrt(2)/2; the factor spreads it over [-1, 1] as DRAEM's reference code does.
-    return math.sqrt(2) * torch.lerp(top, bottom, row_blend)
+def lattice_coordinates(
+    resolution: torch.Tensor, length: int, device: torch.device | str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Offset within the cell, cell index and fade-blend of every pixel along one axis: (B, length) each.
+
+    Whole cells: a length that is not a multiple of the resolution is the crop of the next multiple.
+    """
+    cell = (length + resolution - 1) // resolution
+    position = torch.arange(length, device=device, dtype=torch.float32)[None, :] / cell.to(device)[:, None]
+    index = position.floor()
+    offset = position - index
+    return offset, index.long(), fade(offset)
+
+
+def interpolation_matrix(
+    cell: torch.Tensor, blend: torch.Tensor, nodes: int, offset: torch.Tensor | None = None, scale: float = 1.0
+) -> torch.Tensor:
+    """(B, pixels, nodes) weights of the two nodes around each pixel along one axis.
+
+    Node ``cell`` gets (1 - blend), node ``cell + 1`` gets blend; with ``offset`` they are
+    multiplied by the pixel's signed distance to that node, offset and offset - 1.
+    """
+    near, far = scale * (1 - blend), scale * blend
+    if offset is not None:
+        near, far = near * offset, far * (offset - 1)
+    matrix = torch.zeros(*cell.shape, nodes, device=cell.device, dtype=blend.dtype)
+    # The two nodes differ, and cell + 1 <= resolution < nodes: every pixel's far node exists.
+    matrix.scatter_(2, cell.unsqueeze(2), near.unsqueeze(2))
+    return matrix.scatter_(2, (cell + 1).unsqueeze(2), far.unsqueeze(2))

@@ -1,0 +1,331 @@
+"""Training and inference of :class:`fewgen_draem.model.Draem` on good images: the paper's recipe.
+
+Every batch of good images gets fresh simulated anomalies (half of them, by default, stay
+normal); the reconstructive network learns to undo them (L2 + SSIM against the good image)
+and the discriminative network to find them (focal loss against the synthetic mask).
+Adam at 1e-4 for both networks; the learning rate drops to 0.2x at 80 % and again at 90 %
+of training, as the reference ``MultiStepLR`` does over its epochs. Training length is a
+number of epochs, a wall-clock budget, or both (whichever ends first); with a budget the
+schedule follows the share of the budget spent, so the rate still drops near the end.
+
+Training state (weights, optimiser, where in which epoch, the random generator, elapsed
+time) is checkpointed atomically every few minutes and loaded with ``weights_only=True``:
+an interrupted run continues where it stopped, and a checkpoint file cannot run code.
+This module knows nothing of fewgen's datasets: it takes tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from fewgen_draem.augmentations import rotate
+from fewgen_draem.losses import DraemLoss
+from fewgen_draem.model import PRESETS, Draem, init_weights
+from fewgen_draem.synthesis import AnomalySynthesizer
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    preset: str = "small"
+    size: int = 256
+    batch_size: int = 8
+    epochs: int | None = 20
+    minutes: float | None = None
+    lr: float = 1e-4
+    milestones: tuple[float, ...] = (0.8, 0.9)
+    lr_decay: float = 0.2
+    normal_share: float = 0.5
+    beta_max: float = 0.8
+    rotate_normal: float = 0.0
+    # oneDNN's convolutions are markedly faster on channels-last tensors on x86 CPUs.
+    channels_last: bool = True
+    checkpoint_minutes: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        if self.epochs is None and self.minutes is None:
+            raise ValueError("give epochs, minutes or both: training needs an end")
+
+    def identity(self) -> dict[str, object]:
+        """What must match for a checkpoint to be resumed (a changed budget may resume; a changed model may not)."""
+        keep = ("preset", "size", "batch_size", "lr", "milestones", "lr_decay", "normal_share", "beta_max")
+        return {key: getattr(self, key) for key in keep} | {"milestones": list(self.milestones)}
+
+
+@dataclass
+class TrainingState:
+    step: int = 0
+    epoch: int = 0
+    position: int = 0  # batches of the current epoch already done
+    elapsed: float = 0.0  # seconds of training, summed over resumed sessions
+    order: torch.Tensor | None = None  # the current epoch's permutation
+    history: list[list[float]] = field(default_factory=list)  # [step, l2, ssim, focal] every log_every steps
+    resumed_from_step: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    steps: int
+    epochs_completed: float
+    seconds: float
+    images_per_second: float
+    final_losses: dict[str, float]
+    parameters: int
+    resumed_from_step: int | None
+    stopped_by: str
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+# Called after every step with (steps done, share of training done in [0, 1], loss terms).
+StepCallback = Callable[[int, float, dict[str, float]], None]
+
+
+class DraemTrainer:
+    """Fits a DRAEM detector on a tensor of good images and predicts anomaly maps."""
+
+    def __init__(self, config: TrainingConfig, device: str | torch.device = "cpu", seed: int = 0) -> None:
+        self.config = config
+        self.device = torch.device(device)
+        self.seed = seed
+        torch.manual_seed(seed)
+        self.model = Draem.from_preset(config.preset)
+        self.model.apply(init_weights)
+        self.model.to(self.device)
+        if config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.loss = DraemLoss().to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        # The good image is turned here, not inside the synthesiser, because it is also the reconstruction target.
+        self.synthesizer = AnomalySynthesizer(beta_max=config.beta_max, normal_share=config.normal_share)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.state = TrainingState()
+
+    # --- training ----------------------------------------------------------------------
+
+    def fit(
+        self,
+        images: torch.Tensor,
+        textures: torch.Tensor | None = None,
+        checkpoint: Path | None = None,
+        on_step: StepCallback | None = None,
+        log_every: int = 10,
+    ) -> TrainingSummary:
+        """Train on ``images`` (N, 3, S, S) uint8 (or float in [0, 1]) at the config's size.
+
+        ``textures`` (T, 3, S, S), same dtype rules, are the anomaly sources; None means Perlin-noise colours.
+        With ``checkpoint`` the state is saved there periodically and training resumes from it if it exists.
+        """
+        config = self.config
+        count = images.shape[0]
+        if count == 0:
+            raise ValueError("no training images")
+        if tuple(images.shape[1:]) != (3, config.size, config.size):
+            raise ValueError(f"training images must be (N, 3, {config.size}, {config.size}), got {tuple(images.shape)}")
+        if checkpoint is not None and checkpoint.is_file():
+            self.load_checkpoint(checkpoint)
+        batches_per_epoch = math.ceil(count / config.batch_size)
+        total_steps = config.epochs * batches_per_epoch if config.epochs is not None else None
+        budget = config.minutes * 60 if config.minutes is not None else None
+        state = self.state
+        self.model.train()
+        session_start = time.perf_counter()
+        elapsed_before = state.elapsed
+        last_save = session_start
+        losses: dict[str, float] = {}
+        images_seen = 0
+        stopped_by = "epochs"
+        while True:
+            done = self._progress(total_steps, budget)
+            if done >= 1.0:
+                stopped_by = "epochs" if total_steps is not None and state.step >= total_steps else "minutes"
+                break
+            if state.order is None or state.position >= batches_per_epoch:
+                if state.order is not None:
+                    state.epoch += 1
+                state.order = torch.randperm(count, generator=self.generator)
+                state.position = 0
+            rows = state.order[state.position * config.batch_size : (state.position + 1) * config.batch_size]
+            self._set_lr(done)
+            losses = self._step(images[rows], textures)
+            state.step += 1
+            state.position += 1
+            images_seen += len(rows)
+            state.elapsed = elapsed_before + time.perf_counter() - session_start
+            if state.step % log_every == 0:
+                state.history.append([state.step, losses["l2"], losses["ssim"], losses["focal"]])
+            if on_step is not None:
+                on_step(state.step, min(self._progress(total_steps, budget), 1.0), losses)
+            if checkpoint is not None and time.perf_counter() - last_save > config.checkpoint_minutes * 60:
+                self.save_checkpoint(checkpoint)
+                last_save = time.perf_counter()
+        if checkpoint is not None:
+            self.save_checkpoint(checkpoint)
+        session_seconds = time.perf_counter() - session_start
+        return TrainingSummary(
+            steps=state.step,
+            epochs_completed=round(state.epoch + state.position / batches_per_epoch, 3),
+            seconds=round(state.elapsed, 3),
+            images_per_second=round(images_seen / session_seconds, 3) if images_seen else 0.0,
+            final_losses={key: round(value, 6) for key, value in losses.items()},
+            parameters=sum(p.numel() for p in self.model.parameters()),
+            resumed_from_step=state.resumed_from_step,
+            stopped_by=stopped_by,
+        )
+
+    def _progress(self, total_steps: int | None, budget: float | None) -> float:
+        shares = []
+        if total_steps is not None:
+            shares.append(self.state.step / total_steps)
+        if budget is not None:
+            shares.append(self.state.elapsed / budget)
+        return max(shares)
+
+    def _set_lr(self, done: float) -> None:
+        drops = sum(done >= milestone for milestone in self.config.milestones)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr * self.config.lr_decay**drops
+
+    def _step(self, batch: torch.Tensor, textures: torch.Tensor | None) -> dict[str, float]:
+        good = as_float(batch).to(self.device)
+        sources = None
+        if textures is not None:
+            picks = torch.randint(len(textures), (len(good),), generator=self.generator)
+            sources = as_float(textures[picks]).to(self.device)
+        if self.config.rotate_normal > 0:
+            # The reference loader turns the good image by -90..90 degrees before adding an anomaly.
+            turned = (torch.rand(len(good), generator=self.generator) < self.config.rotate_normal).nonzero().squeeze(1)
+            angles = -90 + 180 * torch.rand(len(turned), generator=self.generator)
+            if len(turned):
+                good = good.clone()
+                good[turned.to(self.device)] = rotate(good[turned.to(self.device)], angles)
+        synthesis = self.synthesizer(good, self.generator, sources)
+        augmented = synthesis.images
+        if self.config.channels_last:
+            augmented = augmented.contiguous(memory_format=torch.channels_last)
+        reconstruction, logits = self.model(augmented)
+        terms = self.loss.terms(good, reconstruction, synthesis.masks, logits)
+        total = terms["l2"] + terms["ssim"] + terms["focal"]
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        return {key: float(value.detach()) for key, value in terms.items()}
+
+    # --- inference ---------------------------------------------------------------------
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+        """(anomaly maps (N, S, S) float32 in [0, 1], image scores (N,)) of images (N, 3, S, S)."""
+        return predict(self.model, images, self.device, batch_size, self.config.channels_last)
+
+    # --- checkpoints -------------------------------------------------------------------
+
+    def save_checkpoint(self, path: Path) -> None:
+        state = self.state
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "config": json.dumps(self.config.identity()),
+            "seed": self.seed,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "step": state.step,
+            "epoch": state.epoch,
+            "position": state.position,
+            "elapsed": state.elapsed,
+            "order": state.order,
+            "history": state.history,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        torch.save(payload, partial)
+        os.replace(partial, path)  # a crash while saving never leaves a truncated checkpoint behind
+
+    def load_checkpoint(self, path: Path) -> None:
+        payload = torch.load(path, map_location=self.device, weights_only=True)
+        if payload.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path}: checkpoint format {payload.get('format')} is not {CHECKPOINT_FORMAT}")
+        saved = json.loads(payload["config"])
+        if saved != json.loads(json.dumps(self.config.identity())) or payload["seed"] != self.seed:
+            raise ValueError(f"{path}: checkpoint was made with other settings ({saved}, seed {payload['seed']})")
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.generator.set_state(payload["generator"].cpu())
+        order = payload["order"]
+        self.state = TrainingState(
+            step=payload["step"],
+            epoch=payload["epoch"],
+            position=payload["position"],
+            elapsed=payload["elapsed"],
+            order=order.cpu() if order is not None else None,
+            history=[list(row) for row in payload["history"]],
+            resumed_from_step=payload["step"],
+        )
+
+
+def predict(
+    model: Draem, images: torch.Tensor, device: torch.device, batch_size: int = 16, channels_last: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Anomaly maps and image scores of ``images`` (N, 3, S, S) in evaluation mode, batch by batch."""
+    model.eval()
+    maps, scores = [], []
+    for start in range(0, images.shape[0], batch_size):
+        batch = as_float(images[start : start + batch_size]).to(device)
+        if channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        anomaly_map, score = model.predict(batch)
+        maps.append(anomaly_map.float().cpu())
+        scores.append(score.float().cpu())
+    return torch.cat(maps), torch.cat(scores)
+
+
+def save_model(model: Draem, path: Path, config: TrainingConfig) -> None:
+    """The trained detector alone (no optimiser): what a user keeps and loads with :func:`load_model`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    torch.save(
+        {"format": CHECKPOINT_FORMAT, "config": json.dumps(asdict(config)), "model": model.state_dict()}, partial
+    )
+    os.replace(partial, path)
+
+
+def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[Draem, TrainingConfig]:
+    payload = torch.load(path, map_location=device, weights_only=True)
+    values = json.loads(payload["config"])
+    values["milestones"] = tuple(values["milestones"])
+    config = TrainingConfig(**values)
+    model = Draem.from_preset(config.preset)
+    model.load_state_dict(payload["model"])
+    return model.to(device), config
+
+
+def as_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels to float in [0, 1]; float input is taken to be in [0, 1] already."""
+    return images.float() / 255 if images.dtype == torch.uint8 else images.float()
+
+
+def stack_images(arrays: Sequence[object], size: int) -> torch.Tensor:
+    """(N, 3, size, size) uint8 from HxWx3 uint8 arrays of any size (bilinear, antialiased resize)."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    out = torch.empty(len(arrays), 3, size, size, dtype=torch.uint8)
+    for index, array in enumerate(arrays):
+        # np.array copies: arrays decoded by Pillow are read-only, which torch warns about.
+        pixels = torch.from_numpy(np.array(array)).permute(2, 0, 1)[None].float()
+        if tuple(pixels.shape[-2:]) != (size, size):
+            pixels = F.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[index] = pixels[0].round().clamp(0, 255).to(torch.uint8)
+    return out
