@@ -100,8 +100,10 @@ class AnomalyEvaluator(Evaluator):
         ctx.seed_torch()
         ctx.note(f"loading {len(train)} good training images at {params.size}x{params.size}")
         train_images, train_kept = load_images(train, params.size, ctx)
-        if not train_kept:
-            raise UsageError(f"anomaly: none of the {len(train)} training images could be read")
+        if len(train_kept) < 2:
+            raise UsageError(
+                f"anomaly: {len(train_kept)} of the {len(train)} training images could be read; DRAEM needs at least 2"
+            )
         textures = self.load_textures(ctx) if params.textures is not None else None
         config = TrainingConfig(
             preset=params.preset,

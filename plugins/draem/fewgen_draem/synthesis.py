@@ -120,7 +120,8 @@ class AnomalySynthesizer:
             # (1 - m) image + m ((1 - beta) source + beta image) = image + m (1 - beta) (source - image):
             # one lerp, exactly the image where the mask is 0.
             opacity = planned_beta.to(device).reshape(-1, 1, 1, 1)
-            blended = torch.lerp(good, planned_sources, planned_masks * (1 - opacity))
+            # Written over the augmented sources, which are no longer needed: no fresh batch-sized tensor.
+            blended = torch.lerp(good, planned_sources, planned_masks * (1 - opacity), out=planned_sources)
             if everyone:
                 result, masks = blended, planned_masks
             else:
@@ -138,7 +139,7 @@ class AnomalySynthesizer:
         resolutions = random_resolutions(count, generator, *self.perlin_exponents)
         noise = perlin_noise(resolutions, size, generator, device).unsqueeze(1)
         noise = rotate(noise, -90 + 180 * torch.rand(count, generator=generator))
-        return (noise > self.threshold).float()
+        return noise.gt_(self.threshold)  # in place: 1.0 above the threshold, else 0.0
 
     def perlin_textures(
         self, count: int, size: tuple[int, int], generator: torch.Generator, device: torch.device
@@ -153,7 +154,9 @@ class AnomalySynthesizer:
         low, high = noise.amin(1, keepdim=True), noise.amax(1, keepdim=True)
         weight = noise.sub_(low).div_((high - low).clamp_min(1e-6)).reshape(count, 1, *size)
         colours = torch.rand(count, 2, 3, generator=generator).to(device)
-        return torch.lerp(colours[:, 0, :, None, None], colours[:, 1, :, None, None], weight)
+        low_colour, high_colour = colours[:, 0, :, None, None], colours[:, 1, :, None, None]
+        # low + (high - low) weight: addcmul runs faster than lerp with both ends broadcast.
+        return torch.addcmul(low_colour, high_colour - low_colour, weight).clamp_(0, 1)
 
 
 def fit_sources(
@@ -177,18 +180,20 @@ def augment_sources(sources: torch.Tensor, chosen: torch.Tensor, generator: torc
 
     Returns a new tensor; ``sources`` is left as it is.
     """
-    if chosen.shape[1] == 0:
-        return sources.clone()
+    # Rows as views in sample order. At each position they are stacked grouped by augmentation, so
+    # each augmentation reads its samples as one slice; its results are split back into row views.
+    # One whole-batch copy per position plus one at the end, where gathering and scattering each
+    # group (tensor indexing, index_copy_) would copy twice and element by element.
+    rows = list(sources)
     for position in range(chosen.shape[1]):
-        # Every sample gets one augmentation per position, so the groups fill a fresh tensor.
-        # index_select / index_copy_ rather than tensor indexing: plain row copies, several times faster on CPU.
-        augmented = torch.empty_like(sources)
-        for index, augmentation in enumerate(AUGMENTATIONS):
-            rows = (chosen[:, position] == index).nonzero().squeeze(1)
-            if len(rows) == len(sources):
-                augmented = augmentation(sources, generator)
-            elif len(rows):
-                rows = rows.to(sources.device)
-                augmented.index_copy_(0, rows, augmentation(sources.index_select(0, rows), generator))
-        sources = augmented
-    return sources
+        labels = chosen[:, position]
+        order = labels.argsort(stable=True).tolist()
+        grouped = torch.stack([rows[sample] for sample in order])
+        sizes = torch.bincount(labels, minlength=len(AUGMENTATIONS)).tolist()
+        start = 0
+        for augmentation, size in zip(AUGMENTATIONS, sizes, strict=True):
+            if size:
+                for slot, row in enumerate(augmentation(grouped[start : start + size], generator), start):
+                    rows[order[slot]] = row
+                start += size
+    return torch.stack(rows) if rows else sources.clone()

@@ -130,8 +130,8 @@ class DraemTrainer:
         """
         config = self.config
         count = images.shape[0]
-        if count == 0:
-            raise ValueError("no training images")
+        if count < 2:
+            raise ValueError(f"DRAEM needs at least 2 training images (batch norm), got {count}")
         if tuple(images.shape[1:]) != (3, config.size, config.size):
             raise ValueError(f"training images must be (N, 3, {config.size}, {config.size}), got {tuple(images.shape)}")
         if checkpoint is not None and checkpoint.is_file():
@@ -158,6 +158,9 @@ class DraemTrainer:
                 state.order = torch.randperm(count, generator=self.generator)
                 state.position = 0
             rows = state.order[state.position * config.batch_size : (state.position + 1) * config.batch_size]
+            if len(rows) == 1:
+                # Batch norm cannot train on one image (its deepest maps can be 1x1): borrow the epoch's first.
+                rows = torch.cat((rows, state.order[:1]))
             self._set_lr(done)
             losses = self._step(images[rows], textures)
             state.step += 1
