@@ -9,7 +9,7 @@ images are scored by ``DraemModel`` in eval mode (anomalib's image score is the 
 
 Usage: python anomalib_draem_train.py JOB.json OUT.npz
 JOB.json: {"train": [paths], "test": [paths], "size": S, "batch": B, "minutes": M,
-           "threads": T, "seed": N, "textures": dir or null}
+           "threads": T, "score_threads": T2, "seed": N, "textures": dir or null}
 Prints one JSON line (steps, epochs, seconds) and writes OUT.npz with "scores" and "maps".
 """
 
@@ -67,6 +67,8 @@ def main():
             epochs += 1
             scheduler.step()
     seconds = time.perf_counter() - started
+    # Scoring is outside the budget; the full-width network is slow to run, so it may use every core.
+    torch.set_num_threads(job.get("score_threads", job["threads"]))
     model.eval()
     test = job["test"]
     scores, maps = [], []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from fewgen_draem.metrics import anomaly_metrics
 from fewgen_draem.training import DraemTrainer, TrainingConfig
 

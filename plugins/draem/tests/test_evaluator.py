@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fewgen_draem.evaluator import AnomalyEvaluator, AnomalyParams
 
 from fewgen.dataset import Dataset, Sample
 from fewgen.errors import UsageError
-from fewgen.imageio import save_image
+from fewgen.imageio import load_rgb, save_image
 from fewgen.testing import make_context
-from fewgen_draem.evaluator import AnomalyEvaluator, AnomalyParams
 
 FAST = {"preset": "tiny", "size": 32, "epochs": 1, "batch_size": 4, "report_images": 4}
 
@@ -94,7 +94,7 @@ def test_mask_of_the_wrong_size_is_reported_and_the_image_keeps_its_label(tmp_pa
 
 def test_mixed_grey_and_colour_images_are_handled(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "data")
-    grey = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(dataset.samples[1].image))
+    grey = load_rgb(dataset.samples[1].image)[..., 0]
     save_image(np.stack([grey, grey // 2, grey], axis=-1), dataset.samples[1].image)  # now RGB
     metrics, ctx = evaluate(dataset, tmp_path)
     assert metrics["train_images"] == 6 and not ctx.issues

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import colorsys
+
 import numpy as np
 import pytest
 import torch
 from fewgen_draem import augmentations
 from fewgen_draem.augmentations import AUGMENTATIONS, rotate
-from fewgen_draem.synthesis import AnomalySynthesizer, Synthesis
+from fewgen_draem.synthesis import AnomalySynthesizer, Synthesis, augment_sources, permute_rows_
 from PIL import Image, ImageEnhance, ImageOps
 
 
@@ -173,3 +175,88 @@ def test_same_seed_same_batch_other_seed_differs() -> None:
 def test_one_source_per_image_is_required() -> None:
     with pytest.raises(ValueError, match="one anomaly source per image"):
         AnomalySynthesizer()(gradient_images(2, 8), seeded(), [torch.rand(3, 8, 8)])
+
+
+@pytest.mark.parametrize("augmentation", AUGMENTATIONS, ids=lambda f: f.__name__)
+def test_augmentations_leave_their_input_alone_and_kernels_work_in_place(augmentation) -> None:
+    images = as_tensor(textured_image()).expand(4, -1, -1, -1).contiguous()
+    original = images.clone()
+    augmented = augmentation(images, seeded(6))
+    assert torch.equal(images, original)
+    kernel = augmentations.KERNELS[AUGMENTATIONS.index(augmentation)]
+    assert kernel(images, seeded(6)) is None
+    assert torch.equal(images, augmented)
+
+
+def test_hue_and_saturation_shift_matches_colorsys() -> None:
+    images = as_tensor(textured_image())[..., :12, :12].expand(3, -1, -1, -1).contiguous()
+    images[0, :, 0, :] = 0.5  # grey: no hue until the saturation shift gives it colour
+    images[1, :, 1, :] = 0.0  # black
+    images[2, 1, 2, :] = images[2, 0, 2, :]  # red and green tie
+    generator = seeded(7)
+    shifted = augmentations.add_to_hue_and_saturation(images, generator)
+    # The function's draws: one hue shift, then one saturation shift per image, both uniform in +-50/255.
+    draws = seeded(7)
+    hue_shift = -50 / 255 + 100 / 255 * torch.rand(3, generator=draws)
+    saturation_shift = -50 / 255 + 100 / 255 * torch.rand(3, generator=draws)
+    expected = torch.empty_like(images)
+    for n in range(3):
+        for y in range(12):
+            for x in range(12):
+                hue, saturation, value = colorsys.rgb_to_hsv(*images[n, :, y, x].tolist())
+                hue = (hue + hue_shift[n].item()) % 1
+                saturation = min(max(saturation + saturation_shift[n].item(), 0.0), 1.0)
+                expected[n, :, y, x] = torch.tensor(colorsys.hsv_to_rgb(hue, saturation, value))
+    assert torch.allclose(shifted, expected, atol=1e-5)
+
+
+def test_solarize_and_posterize_match_their_level_definitions() -> None:
+    images = as_tensor(textured_image()).expand(8, -1, -1, -1).contiguous()
+    levels = (images * 255).round().long()
+    draws = seeded(8)
+    applies = torch.rand(8, generator=draws) < 0.5
+    threshold = 32 / 255 + 96 / 255 * torch.rand(8, generator=draws)
+    solarized = augmentations.solarize(images, seeded(8))
+    inverted = applies.reshape(-1, 1, 1, 1) & (images >= threshold.reshape(-1, 1, 1, 1))
+    assert torch.equal(solarized, torch.where(inverted, 1 - images, images))
+    bits = torch.randint(1, 9, (8,), generator=seeded(9))
+    kept = (0xFF << (8 - bits)) & 0xFF  # PIL's posterize: the top bits of each level
+    posterized = augmentations.posterize(images, seeded(9))
+    assert torch.equal((posterized * 255).round().long(), levels & kept.reshape(-1, 1, 1, 1))
+
+
+def test_rotation_matches_affine_grid() -> None:
+    images = torch.rand(3, 3, 20, 32, generator=seeded())
+    degrees = torch.tensor([-73.0, 12.5, 45.0])
+    radians = torch.deg2rad(degrees)
+    cos, sin = torch.cos(radians), torch.sin(radians)
+    zero = torch.zeros(3)
+    theta = torch.stack(
+        (torch.stack((cos, sin * 20 / 32, zero), -1), torch.stack((-sin * 32 / 20, cos, zero), -1)), 1
+    )
+    grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+    expected = torch.nn.functional.grid_sample(images, grid, mode="bilinear", align_corners=False)
+    assert torch.allclose(rotate(images, degrees), expected, atol=1e-5)
+
+
+def test_augment_sources_applies_each_samples_augmentations_in_its_order() -> None:
+    # Invert and equalize draw nothing, so each sample's result can be rebuilt one augmentation at a time.
+    invert, equalize = AUGMENTATIONS.index(augmentations.invert), AUGMENTATIONS.index(augmentations.equalize)
+    chosen = torch.tensor([[invert, equalize], [equalize, invert], [equalize, equalize], [invert, invert]] * 2)
+    sources = torch.cat([as_tensor(textured_image(seed)) for seed in range(8)])
+    original = sources.clone()
+    augmented = augment_sources(sources, chosen, seeded())
+    assert torch.equal(sources, original)
+    for source, result, row in zip(sources, augmented, chosen.tolist(), strict=True):
+        expected = source[None]
+        for index in row:
+            expected = AUGMENTATIONS[index](expected, seeded())
+        assert torch.equal(result, expected[0])
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2, 3], [3, 2, 1, 0], [1, 2, 3, 0], [2, 0, 1, 3], [1, 0, 3, 2]])
+def test_rows_are_permuted_in_place(order: list[int]) -> None:
+    rows = torch.rand(4, 3, 5, generator=seeded())
+    expected = rows[order].clone()
+    permute_rows_(rows, order)
+    assert torch.equal(rows, expected)
