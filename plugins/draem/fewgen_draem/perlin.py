@@ -12,13 +12,14 @@ A resolution that does not divide the size gets the next larger whole cell: the 
 the top-left crop of the noise on the next multiple of the resolution.
 
 The noise is computed as matrix products rather than by gathering the four corner
-gradients of every pixel. With v = fade(row offset fy), u = fade(column offset fx) and
-(g_r, g_c) the gradient at node (i, j), the value at pixel (y, x) is
+gradients of every pixel. With (g_r, g_c) the gradient at node (i, j), the value at pixel
+(y, x) is
 
-    sum over corners (dr, dc) of  w_dr(y) w_dc(x) [g_r(i, j) (fy - dr) + g_c(i, j) (fx - dc)],
+    sum over corners (dr, dc) in {0, 1}^2 of  w_dr(y) w_dc(x) [g_r(i, j) (fy - dr) + g_c(i, j) (fx - dc)],
 
-where (i, j) = (cell row + dr, cell column + dc), w_0 = 1 - blend and w_1 = blend. Each
-term is a row factor times a gradient component times a column factor, so
+where (i, j) = (cell row + dr, cell column + dc), (fy, fx) is the offset within the cell and
+w_0 = 1 - fade(offset), w_1 = fade(offset) along each axis. Each term is a row factor times
+a gradient component times a column factor, so
 
     noise = A @ G_r @ B^T + C @ G_c @ D^T
 
@@ -26,7 +27,8 @@ with sparse (pixels x nodes) interpolation matrices, two non-zeros per row:
 A[y, i] = w_dr(y) (fy - dr), C[y, i] = w_dr(y) for i = cell row + dr; B[x, j] = w_dc(x),
 D[x, j] = w_dc(x) (fx - dc) for j = cell column + dc. Per map that is a few small matrix
 products instead of four (H, W, 2) gathers, and one batched product of (H, 2 nodes) by
-(2 nodes, W) writes the whole map.
+(2 nodes, W) writes the whole map. On a lattice node the offset and the far weight are 0,
+so A's row and D's row are exactly zero there and so is the noise.
 """
 
 from __future__ import annotations

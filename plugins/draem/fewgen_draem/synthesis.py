@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from fewgen_draem.augmentations import AUGMENTATIONS, rotate
+from fewgen_draem.augmentations import AUGMENTATIONS, KERNELS, rotate
 from fewgen_draem.perlin import perlin_noise, random_resolutions
 
 
@@ -99,11 +99,11 @@ class AnomalySynthesizer:
                 images[rows.to(device)] = rotate(images[rows.to(device)], angles[rows])
 
         planned = (torch.rand(count, generator=generator) >= self.normal_share).nonzero().squeeze(1)
-        masks = torch.zeros(count, 1, height, width, device=device)
         beta = torch.full((count,), float("nan"))
         chosen = torch.full((count, self.augmentations_per_source), -1, dtype=torch.long)
-        result = images.clone() if len(planned) < count else images  # replaced below when every sample is planned
-        if len(planned):
+        if len(planned) == 0:
+            result, masks = images.clone(), torch.zeros(count, 1, height, width, device=device)
+        else:
             planned_masks = self.anomaly_masks(len(planned), (height, width), generator, device)
             if sources is None:
                 planned_sources = self.perlin_textures(len(planned), (height, width), generator, device)
@@ -111,22 +111,22 @@ class AnomalySynthesizer:
                 planned_sources = fit_sources([sources[int(i)] for i in planned], (height, width), device)
             planned_chosen = torch.rand(len(planned), len(AUGMENTATIONS), generator=generator).argsort(1)
             planned_chosen = planned_chosen[:, : self.augmentations_per_source]
-            planned_sources = augment_sources(planned_sources, planned_chosen, generator)
+            # The sources were made here: augmented and then blended in place, they become the result.
+            augment_sources_(planned_sources, planned_chosen, generator)
             planned_beta = self.beta_max * torch.rand(len(planned), generator=generator)
 
-            everyone = len(planned) == count  # no normal samples: skip the copies in and out of the batch
+            everyone = len(planned) == count  # no normal samples: no copies in and out of the batch
             on_device = planned.to(device)
             good = images if everyone else images.index_select(0, on_device)
-            # (1 - m) image + m ((1 - beta) source + beta image) = image + m (1 - beta) (source - image):
-            # one lerp, exactly the image where the mask is 0.
+            # (1 - m) image + m ((1 - beta) source + beta image) = image + m (1 - beta) (source - image),
+            # exactly the image where the mask is 0.
             opacity = planned_beta.to(device).reshape(-1, 1, 1, 1)
-            # Written over the augmented sources, which are no longer needed: no fresh batch-sized tensor.
-            blended = torch.lerp(good, planned_sources, planned_masks * (1 - opacity), out=planned_sources)
+            blended = planned_sources.sub_(good).mul_(planned_masks).mul_(1 - opacity).add_(good)
             if everyone:
                 result, masks = blended, planned_masks
             else:
-                result.index_copy_(0, on_device, blended)
-                masks.index_copy_(0, on_device, planned_masks)
+                result = images.clone().index_copy_(0, on_device, blended)
+                masks = torch.zeros(count, 1, height, width, device=device).index_copy_(0, on_device, planned_masks)
             beta[planned] = planned_beta
             chosen[planned] = planned_chosen
         has_anomaly = masks.flatten(1).any(1)
@@ -162,17 +162,21 @@ class AnomalySynthesizer:
 def fit_sources(
     sources: torch.Tensor | Sequence[torch.Tensor], size: tuple[int, int], device: torch.device
 ) -> torch.Tensor:
-    """(N, 3, H, W) sources resized bilinearly to the images' size (as cv2.resize does in the reference code)."""
-    fitted = []
-    for source in sources:
+    """(N, 3, H, W) sources resized bilinearly to the images' size (as cv2.resize does in the reference code).
+
+    The result is contiguous whatever the sources' layout (an image loaded as HWC and permuted
+    is channels-last): the augmentations then work on it in place.
+    """
+    fitted = torch.empty(len(sources), 3, *size, device=device)
+    for row, source in zip(fitted, sources, strict=True):
         source = source.to(device).float()
         if source.ndim != 3 or source.shape[0] not in (1, 3):
             raise ValueError(f"an anomaly source must be (3, h, w) or (1, h, w), got {tuple(source.shape)}")
-        source = source.expand(3, -1, -1).unsqueeze(0)
+        source = source.expand(3, -1, -1)
         if tuple(source.shape[-2:]) != size:
-            source = F.interpolate(source, size=size, mode="bilinear", align_corners=False)
-        fitted.append(source.clamp(0, 1))
-    return torch.cat(fitted)
+            source = F.interpolate(source.unsqueeze(0), size=size, mode="bilinear", align_corners=False)[0]
+        torch.clamp(source, 0, 1, out=row)
+    return fitted
 
 
 def augment_sources(sources: torch.Tensor, chosen: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -180,20 +184,48 @@ def augment_sources(sources: torch.Tensor, chosen: torch.Tensor, generator: torc
 
     Returns a new tensor; ``sources`` is left as it is.
     """
-    # Rows as views in sample order. At each position they are stacked grouped by augmentation, so
-    # each augmentation reads its samples as one slice; its results are split back into row views.
-    # One whole-batch copy per position plus one at the end, where gathering and scattering each
-    # group (tensor indexing, index_copy_) would copy twice and element by element.
-    rows = list(sources)
+    augmented = sources.clone(memory_format=torch.contiguous_format)
+    augment_sources_(augmented, chosen, generator)
+    return augmented
+
+
+def augment_sources_(sources: torch.Tensor, chosen: torch.Tensor, generator: torch.Generator) -> None:
+    """:func:`augment_sources` in place, on a contiguous batch.
+
+    At each position the rows are reordered, in place, so that each augmentation's samples
+    form one slice its in-place kernel works on; at the end they go back to sample order.
+    No pixel-sized tensor is created for the grouping: on CPU, fresh memory costs page faults
+    that take longer than the row copies themselves.
+    """
+    if not sources.is_contiguous():
+        raise ValueError("augment_sources_ works in place on a contiguous batch")
+    held = list(range(len(sources)))  # the sample in each row
     for position in range(chosen.shape[1]):
-        labels = chosen[:, position]
-        order = labels.argsort(stable=True).tolist()
-        grouped = torch.stack([rows[sample] for sample in order])
-        sizes = torch.bincount(labels, minlength=len(AUGMENTATIONS)).tolist()
+        labels = chosen[held, position]
+        regroup = labels.argsort(stable=True)
+        permute_rows_(sources, regroup.tolist())
+        held = [held[row] for row in regroup.tolist()]
         start = 0
-        for augmentation, size in zip(AUGMENTATIONS, sizes, strict=True):
+        for kernel, size in zip(KERNELS, torch.bincount(labels, minlength=len(KERNELS)).tolist(), strict=True):
             if size:
-                for slot, row in enumerate(augmentation(grouped[start : start + size], generator), start):
-                    rows[order[slot]] = row
+                kernel(sources[start : start + size], generator)
                 start += size
-    return torch.stack(rows) if rows else sources.clone()
+    permute_rows_(sources, sorted(range(len(held)), key=held.__getitem__))
+
+
+def permute_rows_(tensor: torch.Tensor, order: list[int]) -> None:
+    """tensor[row] = tensor[order[row]] for every row, in place: cycle by cycle through one spare row."""
+    spare = None
+    done = [False] * len(order)
+    for start in range(len(order)):
+        if done[start] or order[start] == start:
+            continue
+        spare = torch.empty_like(tensor[start]) if spare is None else spare
+        spare.copy_(tensor[start])
+        row = start
+        while order[row] != start:  # each row takes its source's value before that source is overwritten
+            done[row] = True
+            tensor[row].copy_(tensor[order[row]])
+            row = order[row]
+        done[row] = True
+        tensor[row].copy_(spare)

@@ -80,7 +80,7 @@ def reference_noise(resolutions: list[tuple[int, int]], size: tuple[int, int], s
     count = len(resolutions)
     node_rows = max(rows for rows, _ in resolutions) + 1
     node_cols = max(cols for _, cols in resolutions) + 1
-    angles = (2 * math.pi * torch.rand(count, node_rows, node_cols, generator=torch.Generator().manual_seed(seed)))
+    angles = 2 * math.pi * torch.rand(count, node_rows, node_cols, generator=torch.Generator().manual_seed(seed))
     angles = angles.double()
 
     def smooth(t: torch.Tensor) -> torch.Tensor:

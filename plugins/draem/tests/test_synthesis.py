@@ -71,6 +71,18 @@ def test_blend_inside_the_mask_follows_the_opacity_beta() -> None:
     assert torch.equal(result.images[~inside], images[~inside])
 
 
+def test_sources_in_any_layout_and_size() -> None:
+    images = torch.full((3, 3, 40, 50), 0.2)
+    # Images load as HWC arrays: permuted to CHW they are channels-last in memory.
+    loaded = [torch.from_numpy(textured_image(seed)).permute(2, 0, 1).float() / 255 for seed in range(3)]
+    resized_and_grey = [loaded[0][:, :20, :30], loaded[1][:1], loaded[2][:1, 5:, 5:]]
+    for sources in (loaded, resized_and_grey):
+        result = AnomalySynthesizer(normal_share=0.0, beta_max=0.0)(images, seeded(3), sources)
+        assert result.images.is_contiguous() and result.has_anomaly.any()
+        inside = result.masks.expand_as(images) > 0
+        assert not torch.allclose(result.images[inside], images[inside])
+
+
 def test_beta_max_bounds_the_opacity() -> None:
     result = AnomalySynthesizer(normal_share=0.0, beta_max=0.1)(gradient_images(64, 16), seeded())
     assert (result.beta < 0.1).all()
@@ -231,9 +243,7 @@ def test_rotation_matches_affine_grid() -> None:
     radians = torch.deg2rad(degrees)
     cos, sin = torch.cos(radians), torch.sin(radians)
     zero = torch.zeros(3)
-    theta = torch.stack(
-        (torch.stack((cos, sin * 20 / 32, zero), -1), torch.stack((-sin * 32 / 20, cos, zero), -1)), 1
-    )
+    theta = torch.stack((torch.stack((cos, sin * 20 / 32, zero), -1), torch.stack((-sin * 32 / 20, cos, zero), -1)), 1)
     grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
     expected = torch.nn.functional.grid_sample(images, grid, mode="bilinear", align_corners=False)
     assert torch.allclose(rotate(images, degrees), expected, atol=1e-5)
