@@ -1,0 +1,1 @@
+"""fewgen-maml: model-agnostic meta-learning (Finn, Abbeel and Levine, ICML 2017) for few-shot tasks."""
