@@ -23,7 +23,7 @@ from pydantic import Field, field_validator, model_validator
 from fewgen.api import Evaluator, Params, StepContext, file_stem
 from fewgen.dataset import Dataset, Sample
 from fewgen.errors import UsageError
-from fewgen.imageio import IMAGE_SUFFIXES, CorruptImage, load_mask, load_rgb, save_image
+from fewgen.imageio import CorruptImage, load_mask, load_rgb, save_image
 
 if TYPE_CHECKING:
     import numpy as np
@@ -188,16 +188,14 @@ class AnomalyEvaluator(Evaluator):
         return train, test
 
     def load_textures(self, ctx: StepContext) -> torch.Tensor:
+        from fewgen_draem.generator import texture_files
         from fewgen_draem.training import stack_images
 
         params: AnomalyParams = self.params  # type: ignore[assignment]
         folder = params.textures.expanduser()  # type: ignore[union-attr]
         if not folder.is_dir():
             raise UsageError(f"anomaly: textures folder {folder} does not exist (relative to {Path.cwd()})")
-        files = sorted(
-            (p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-            key=lambda p: p.relative_to(folder).as_posix(),
-        )
+        files = texture_files(folder)
         if len(files) > params.max_textures:
             picked = ctx.rng(1).choice(len(files), size=params.max_textures, replace=False)
             files = [files[i] for i in sorted(picked)]
@@ -305,7 +303,7 @@ def load_masks(samples: list[Sample], size: int, good_label: str, ctx: StepConte
     has_truth = np.zeros(len(samples), dtype=bool)
     for index, sample in enumerate(samples):
         if (sample.label or good_label) == good_label:
-            has_truth[index] = sample.mask is None or _nonzero_mask_is_error(sample, ctx)
+            has_truth[index] = sample.mask is None or _good_mask_is_empty(sample, ctx)
             continue
         if sample.mask is None:
             continue
@@ -327,8 +325,11 @@ def load_masks(samples: list[Sample], size: int, good_label: str, ctx: StepConte
     return masks, has_truth
 
 
-def _nonzero_mask_is_error(sample: Sample, ctx: StepContext) -> bool:
-    """A good image may carry an all-zero mask (magnetic tiles do); a good image whose mask marks pixels is suspect."""
+def _good_mask_is_empty(sample: Sample, ctx: StepContext) -> bool:
+    """Whether a good image counts for pixel metrics: its mask marks nothing (magnetic tiles ship all-zero masks).
+
+    A mask that marks pixels is reported and keeps the image out; an unreadable one is reported and the image,
+    labelled good, counts as all normal."""
     try:
         mask = load_mask(sample.mask)  # type: ignore[arg-type]
     except (CorruptImage, FileNotFoundError) as exc:

@@ -214,11 +214,7 @@ class TextureFolder:
         folder = folder.expanduser()
         if not folder.is_dir():
             raise UsageError(f"step {ctx.step!r}: textures folder {folder} does not exist (relative to {Path.cwd()})")
-        # Sorted relative paths: the order a folder is listed in differs between file systems.
-        self.files = sorted(
-            (p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-            key=lambda p: p.relative_to(folder).as_posix(),
-        )
+        self.files = texture_files(folder)
         if not self.files:
             raise UsageError(f"step {ctx.step!r}: no images ({', '.join(IMAGE_SUFFIXES)}) in textures folder {folder}")
         self.folder = folder
@@ -241,6 +237,17 @@ class TextureFolder:
                 continue
             picked.append(torch.tensor(texture).permute(2, 0, 1).float() / 255)  # a copy: decoded arrays are read-only
         return picked
+
+
+def texture_files(folder: Path) -> list[Path]:
+    """The image files under ``folder`` (recursively), in sorted relative-path order.
+
+    Sorted because the order a folder is listed in differs between file systems, and draws index into this list.
+    """
+    return sorted(
+        (p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+        key=lambda p: p.relative_to(folder).as_posix(),
+    )
 
 
 def to_tensor(image: np.ndarray, size: tuple[int, int] | None) -> torch.Tensor:
