@@ -1,9 +1,19 @@
-"""The module the ``fewgen`` entry point names.
+"""The module the ``fewgen`` entry point names: the adapter step, the few-shot evaluator and the benchmarks.
 
-It registers nothing yet: the MAML core (:mod:`fewgen_maml.maml`, the backbones, the task and
-episode samplers) is a library for now, and the recipe step, evaluator and benchmarks that use
-it will be registered here. Nothing imported here may import torch, so listing plugins and
-validating recipes stay fast.
+Nothing imported here may import torch, so listing plugins and validating recipes stay fast.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fewgen import hookimpl
+
+
+@hookimpl
+def register_benchmarks(register: Callable[[Any], None]) -> None:
+    from fewgen_maml.bench import maml_sinusoid, maml_speed
+
+    register(maml_sinusoid)
+    register(maml_speed)
