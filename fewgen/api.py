@@ -69,6 +69,8 @@ class StepContext:
     # Survives an interrupted run (unlike work_dir): checkpoints go here so training resumes.
     scratch_dir: Path | None = None
     issues: list[SampleIssue] = field(default_factory=list)
+    # Per-sample values for samples the step was given (see annotate), by sample id.
+    annotations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def rng(self, *salt: int) -> np.random.Generator:
         """A random generator derived from the step seed; salts give independent streams."""
@@ -95,6 +97,17 @@ class StepContext:
             tqdm.write(f"{self.step}: {message}", file=sys.stderr)
         else:
             self.log.info(message)
+
+    def annotate(self, sample_id: str, values: dict[str, Any]) -> None:
+        """Attach JSON values (a prediction, a score, a flag) to a sample of the step's input dataset.
+
+        After the step the engine stores them in that sample's ``attributes`` under the step's
+        name (``attributes[step] = values``), so later steps, the exported dataset and a
+        reviewer see them; calling it again for the same sample adds to the values. This is how
+        an evaluator or a labelling step writes per-sample predictions into the dataset without
+        making new samples.
+        """
+        self.annotations.setdefault(sample_id, {}).update(values)
 
     def skip(self, path: str | Path, reason: str) -> None:
         """Record a sample that could not be processed; the step goes on without it."""

@@ -38,7 +38,7 @@ from fewgen.recipe import LoadedRecipe, Step
 log = logging.getLogger("fewgen")
 
 # Bumped when the engine changes how step outputs are stored, so old entries are not reused.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 @dataclass
@@ -52,6 +52,7 @@ class StepRecord:
     key: str
     params: dict[str, Any]
     new_samples: int = 0
+    annotated: int = 0
     device: str | None = None
     issues: list[dict[str, str]] = field(default_factory=list)
     cached: bool = False
@@ -266,6 +267,7 @@ class Engine:
                     else:
                         metrics = component.evaluate(dataset, ctx)
                         _write_json(tmp / "metrics.json", _json_ready(metrics, record.name))
+                    _write_json(tmp / "annotations.json", _check_annotations(ctx.annotations, dataset, record.name))
                     # The device is part of the result's provenance: a restored step reports the one it ran on.
                     _write_json(tmp / "step.json", {"device": ctx.device, "issues": [asdict(i) for i in ctx.issues]})
             except UsageError:
@@ -276,6 +278,10 @@ class Engine:
                     raise
                 raise StepFailed(self._failure(record, exc)) from exc
         metrics: dict[str, Any] = {}
+        annotations = json.loads((entry / "annotations.json").read_text())
+        record.annotated = len(annotations)
+        if annotations:
+            dataset = _annotate(dataset, annotations, record.name)
         if step.kind == "generator":
             new_samples = Dataset.load(entry).samples
             record.new_samples = len(new_samples)
@@ -283,7 +289,8 @@ class Engine:
             output_key = key
         else:
             metrics = json.loads((entry / "metrics.json").read_text())
-            output, output_key = dataset, input_key
+            # An evaluator that annotated samples changed the dataset; one that did not passes it on.
+            output, output_key = dataset, key if annotations else input_key
         stored = json.loads((entry / "step.json").read_text())
         record.issues, record.device = stored["issues"], stored["device"]
         record.seconds = round(time.perf_counter() - started, 3)
@@ -327,6 +334,7 @@ class Engine:
                 reports[record.name] = files
             outcome = "restored from cache" if record.cached else f"done in {record.seconds:.1f} s"
             extra = f", {record.new_samples} new samples" if step.kind == "generator" else ""
+            extra += f", {record.annotated} samples annotated" if record.annotated else ""
             skipped = f", {len(record.issues)} skipped" if record.issues else ""
             self.echo(f"[{index + 1}/{total}] {step.name}: {outcome}{extra}{skipped}")
 
@@ -433,6 +441,27 @@ def _check_new_samples(new: list[Sample], dataset: Dataset, ctx: StepContext, st
         if sample.provenance is None:
             raise RuntimeError(f"generated sample {sample.id!r} has no provenance")
     return new
+
+
+def _check_annotations(
+    annotations: dict[str, dict[str, Any]], dataset: Dataset, step: str
+) -> dict[str, dict[str, Any]]:
+    """Annotations must name samples the step was given and hold plain JSON."""
+    known = {s.id for s in dataset}
+    unknown = sorted(set(annotations) - known)
+    if unknown:
+        raise RuntimeError(f"step {step!r} annotated {len(unknown)} unknown sample ids, e.g. {unknown[0]!r}")
+    try:
+        json.dumps(annotations, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise RuntimeError(f"step {step!r} annotated samples with values that are not plain JSON: {exc}") from None
+    return annotations
+
+
+def _annotate(dataset: Dataset, annotations: dict[str, dict[str, Any]], step: str) -> Dataset:
+    return dataset.with_samples(
+        s.derive(attributes={**s.attributes, step: annotations[s.id]}) if s.id in annotations else s for s in dataset
+    )
 
 
 def _json_ready(metrics: Any, step: str) -> Any:

@@ -161,3 +161,80 @@ def test_where_and_limit_select_samples_per_split(project, registry, brighten):
     assert [s.id for s in again.dataset] == [s.id for s in result.dataset]
     other_seed = run(project, registry, "other", ["dataset.limit=1", "seed=5"])
     assert sum(not s.is_synthetic for s in other_seed.dataset) == 3  # one per split
+
+
+# --- annotations: steps writing per-sample values into the dataset ---------------------------
+
+
+class _WidthLabeller:
+    """An evaluator that annotates every test sample with a value computed from its image."""
+
+    @staticmethod
+    def build(bad_id: str | None = None, bad_value: object = None):
+        from fewgen.api import Evaluator
+
+        class WidthLabeller(Evaluator):
+            name = "width_labeller"
+            description = "Annotates test samples with their image width."
+
+            def evaluate(self, dataset, ctx):
+                for sample in dataset.split("test"):
+                    ctx.annotate(sample.id, {"width": sample.width})
+                    ctx.annotate(sample.id, {"even": sample.width % 2 == 0})
+                if bad_id is not None:
+                    ctx.annotate(bad_id, {"width": 1})
+                if bad_value is not None:
+                    ctx.annotate(dataset.samples[0].id, {"value": bad_value})
+                return {"annotated": len(dataset.split("test"))}
+
+        return WidthLabeller
+
+
+def _labeller_registry(labeller):
+    from fewgen.hookspecs import hookimpl as impl
+    from fewgen.plugins import load_registry
+
+    class Plugin:
+        @impl
+        def register_evaluators(self, register):
+            register(labeller)
+
+    return load_registry(extra_plugins=[Plugin()])
+
+
+LABEL_RECIPE = RECIPE.replace("  - name: stats\n", "  - name: label\n    evaluator: width_labeller\n  - name: stats\n")
+
+
+def test_annotations_land_in_sample_attributes_and_survive_the_cache(project):
+    registry = _labeller_registry(_WidthLabeller.build())
+    (project / "recipe.yaml").write_text(
+        LABEL_RECIPE.replace("generator: brighten\n    params: {offset: 30}", "evaluator: dataset_stats")
+    )
+    result = run(project, registry, "out")
+    test_samples = [s for s in result.dataset if s.split == "test"]
+    assert test_samples and all(s.attributes["label"] == {"width": 64, "even": True} for s in test_samples)
+    assert all("label" not in s.attributes for s in result.dataset if s.split != "test")
+    manifest = json.loads((project / "out" / "manifest.json").read_text())
+    assert [s["annotated"] for s in manifest["steps"]] == [0, len(test_samples), 0]
+    again = run(project, registry, "again")
+    assert all(
+        step["timing"]["cached"] for step in json.loads((project / "again" / "manifest.json").read_text())["steps"]
+    )
+    assert [s.attributes for s in again.dataset] == [s.attributes for s in result.dataset]
+    assert (project / "again" / "dataset" / "samples.jsonl").read_text() == (
+        project / "out" / "dataset" / "samples.jsonl"
+    ).read_text()
+
+
+@pytest.mark.parametrize(
+    ("bad_id", "bad_value", "message"),
+    [("no-such-sample", None, "unknown sample ids"), (None, float("nan"), "not plain JSON")],
+)
+def test_bad_annotations_fail_the_step_cleanly(project, bad_id, bad_value, message):
+    registry = _labeller_registry(_WidthLabeller.build(bad_id, bad_value))
+    (project / "recipe.yaml").write_text(
+        LABEL_RECIPE.replace("generator: brighten\n    params: {offset: 30}", "evaluator: dataset_stats")
+    )
+    with pytest.raises(StepFailed, match=message):
+        run(project, registry, "out")
+    assert not (project / "out").exists()

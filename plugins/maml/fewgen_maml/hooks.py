@@ -14,6 +14,17 @@ from fewgen import hookimpl
 @hookimpl
 def register_benchmarks(register: Callable[[Any], None]) -> None:
     from fewgen_maml.bench import maml_sinusoid, maml_speed
+    from fewgen_maml.bench_omniglot import maml_omniglot
 
     register(maml_sinusoid)
+    register(maml_omniglot)
     register(maml_speed)
+
+
+@hookimpl
+def register_evaluators(register: Callable[[Any], None]) -> None:
+    from fewgen_maml.adapter import MamlAdapter
+    from fewgen_maml.evaluator import FewShotEvaluator
+
+    register(MamlAdapter)
+    register(FewShotEvaluator)

@@ -1,0 +1,50 @@
+"""Recipe parameters shared by the adapter step and the few-shot evaluator (no torch imported here)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from fewgen.api import Params
+
+
+class FewShotParams(Params):
+    """Which examples are classes, how they are read, and how MAML is meta-trained on them."""
+
+    source: Literal["images", "boxes", "masks"] = Field(
+        "images",
+        description="What one example is: a whole image classed by its label, a crop around each box classed "
+        "by the box's class, or a crop around each image's mask classed by the image's label (defect types).",
+    )
+    novel_classes: list[str] = Field(
+        min_length=1,
+        description="The new classes to adapt to, as names or shell patterns ('dent/*', 'MT_Crack'); "
+        "every other class is a base class that MAML is meta-trained on.",
+    )
+    base_classes: list[str] = Field(
+        default_factory=lambda: ["*"], description="Base classes as names or patterns (novel ones are never base)."
+    )
+    include_synthetic: bool = Field(False, description="Also use synthetic samples made by earlier steps.")
+    size: int = Field(28, ge=8, le=256, description="Examples are resized to size x size (the paper: 28 for Omniglot).")
+    channels: Literal[1, 3] = Field(1, description="1 reads examples as grey, 3 as RGB.")
+    invert: bool = Field(
+        False, description="Use 255 - pixel (dark strokes on white become bright on black, as for Omniglot)."
+    )
+    margin: float = Field(
+        0.15, ge=0, le=2, description="Context around box and mask crops, as a share of the longer side."
+    )
+    backbone: Literal["conv4", "conv4-maxpool"] = Field(
+        "conv4", description="The paper's Omniglot network (64 filters, strided) or MiniImagenet one (32, max-pool)."
+    )
+    rotate_classes: bool = Field(False, description="Each 90-degree rotation of a base class is a class of its own.")
+    shots: int = Field(1, ge=1, description="K: labelled examples per class to adapt from.")
+    queries: int = Field(5, ge=1, description="Query examples per class in each meta-training episode.")
+    inner_lr: float = Field(0.4, gt=0, description="alpha, the adaptation step size (the paper, 5-way Omniglot: 0.4).")
+    inner_steps: int = Field(1, ge=1, description="Adaptation steps while meta-training.")
+    test_inner_steps: int = Field(3, ge=0, description="Adaptation steps on the support set at test time.")
+    meta_batch_size: int = Field(16, ge=1, description="Episodes per meta-update (the paper: 32 for 5-way Omniglot).")
+    meta_lr: float = Field(1e-3, gt=0, description="Adam step size of the meta-updates.")
+    first_order: bool = Field(False, description="First-order MAML (no second derivatives; faster, a little worse).")
+    meta_steps: int = Field(2000, ge=1, description="Meta-updates (the paper: 60000).")
+    minutes: float | None = Field(None, gt=0, description="Wall-clock cap on meta-training; stops early when reached.")

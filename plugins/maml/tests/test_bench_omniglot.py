@@ -1,0 +1,64 @@
+"""`fewgen bench maml-omniglot` on a tiny generated Omniglot-like layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from fewgen.cli import cli
+
+
+def write_set(root: Path, alphabets: int, characters: int, drawers: int, seed: int) -> None:
+    """<alphabet>/<character>/<drawer>.png: each character a random stroke pattern, redrawn with jitter."""
+    rng = np.random.default_rng(seed)
+    for a in range(alphabets):
+        for c in range(characters):
+            pattern = rng.random((7, 7)) < 0.35
+            folder = root / f"alphabet{a}" / f"character{c:02d}"
+            folder.mkdir(parents=True)
+            for d in range(drawers):
+                image = np.ones((28, 28), np.uint8) * 255
+                shift = rng.integers(0, 3, 2)
+                block = np.kron(pattern, np.ones((3, 3), bool))
+                image[3 + shift[0] : 24 + shift[0], 3 + shift[1] : 24 + shift[1]][block] = 0
+                Image.fromarray(image).save(folder / f"{d:02d}.png")
+
+
+@pytest.fixture(scope="module")
+def omniglot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("omniglot")
+    write_set(root / "train_set", alphabets=2, characters=5, drawers=4, seed=0)
+    write_set(root / "test_set", alphabets=1, characters=6, drawers=4, seed=1)
+    return root
+
+
+def bench(omniglot: Path, *extra: str):
+    args = ["bench", "maml-omniglot", "--data", str(omniglot), "--train", "train_set", "--test", "test_set"]
+    tiny = ["--way", "3", "--steps", "3", "--meta-batch", "2", "--pretrain-steps", "2", "--tasks", "5"]
+    tiny += ["--validation-tasks", "2", "--finetune-steps", "2", "--json"]
+    return CliRunner().invoke(cli, [*args, *tiny, *extra])
+
+
+def test_reports_both_methods_with_confidence_intervals(omniglot: Path) -> None:
+    result = bench(omniglot)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["benchmark"] == "maml-omniglot" and report["ways"] == 3 and report["shots"] == 1
+    # 10 training characters x 4 rotations, 3 held out (as characters, before rotation) for the baseline's rate.
+    assert report["classes"] == {"train": 28, "validation": 3, "test": 6}
+    for method in ("maml", "finetune"):
+        assert set(report[method]["accuracy"]) == {"mean", "ci95", "tasks"}
+        assert report[method]["accuracy"]["tasks"] == 5
+    assert report["maml"]["meta_updates"] == 3 and "target" not in report  # the target is for 5-way 1-shot
+
+
+def test_missing_set_and_impossible_episodes_are_clean_errors(omniglot: Path) -> None:
+    missing = CliRunner().invoke(cli, ["bench", "maml-omniglot", "--data", str(omniglot), "--train", "nope", "--json"])
+    assert missing.exit_code != 0 and "no folder nope" in missing.output and "Traceback" not in missing.output
+    too_many = bench(omniglot, "--way", "7")
+    assert too_many.exit_code != 0 and "7-way" in too_many.output and "Traceback" not in too_many.output
