@@ -266,7 +266,7 @@ def compare(
     """Meta-train MAML and pretrain the baseline on ``base``; score both on episodes of ``novel``.
 
     Returns the JSON report and the meta-trained model (for labelling). ``checkpoint_dir`` makes
-    both trainings resumable.
+    meta-training resumable (``maml.pt``); the baseline's pretraining, minutes at most, restarts.
     """
     shape = setup.shape
     generator = torch.Generator().manual_seed(setup.seed)
