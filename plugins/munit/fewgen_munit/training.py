@@ -1,0 +1,367 @@
+"""Training and translation with :class:`fewgen_munit.model.Munit`: the official iteration.
+
+One iteration (``train.py`` / ``trainer.py`` of github.com/NVlabs/MUNIT):
+
+1. **Discriminator update.** Draw fresh prior styles s_a, s_b ~ N(0, I). Encode both
+   batches, translate x_ba = gen_a.decode(c_b, s_a) and x_ab = gen_b.decode(c_a, s_b),
+   and train dis_a on (x_a real, x_ba fake) and dis_b on (x_b real, x_ab fake) with the
+   LSGAN loss, the translations detached. One Adam step on both discriminators.
+2. **Generator update.** Draw new prior styles and compute every term of
+   :func:`fewgen_munit.losses.generator_terms` (within-domain reconstruction, cross-domain
+   translation, re-encoding for the style and content reconstruction, the optional cycle,
+   the LSGAN generator loss), weight them with :class:`~fewgen_munit.losses.LossWeights`,
+   and take one Adam step on both generators.
+3. **Learning rate.** Step both step-decay schedulers (halve every 100k iterations).
+
+Randomness (the batches and the prior styles) comes from one ``torch.Generator`` held by the
+trainer. Checkpoints hold the weights and buffers, both optimisers, both schedulers, the
+iteration count and that generator's state; they are written atomically and loaded with
+``weights_only=True``, so an interrupted run resumes exactly where it stopped. This module
+knows nothing of fewgen's datasets: it takes tensors, or image paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from fewgen_munit import losses
+from fewgen_munit.losses import LossWeights
+from fewgen_munit.model import OPTIM, PRESETS, Munit, MunitConfig, OptimConfig, adam, check_image, step_decay
+
+CHECKPOINT_FORMAT = 1
+DIRECTIONS = ("a2b", "b2a")
+WEIGHTS = LossWeights()  # the official loss weights
+
+# Draws one training batch (x_a, x_b), each (B, 3, H, W) in [-1, 1], from the trainer's generator.
+BatchSampler = Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+# Called after every iteration with (iterations done, the iteration's losses).
+StepCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    iterations: int  # iterations done in total, over all resumed sessions
+    session_iterations: int  # iterations done by this call
+    seconds: float  # wall-clock seconds of this call
+    seconds_per_iteration: float
+    final_losses: dict[str, float]
+    resumed_from: int | None
+    stopped_by: str  # "iterations" or "minutes"
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class MunitTrainer:
+    """Both MUNIT domains' networks, their optimisers and schedulers, and one random generator."""
+
+    def __init__(
+        self,
+        config: MunitConfig | str = "tiny",
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        weights: LossWeights = WEIGHTS,
+        optim: OptimConfig = OPTIM,
+        init: str = "kaiming",
+        perceptual: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        if isinstance(config, str):
+            if config not in PRESETS:
+                raise ValueError(f"unknown MUNIT preset {config!r}; choose one of {', '.join(PRESETS)}")
+            config = PRESETS[config]
+        if weights.vgg and perceptual is None:
+            raise ValueError("the perceptual term has a nonzero weight but no perceptual loss was given")
+        self.config = config
+        self.device = torch.device(device)
+        self.seed = seed
+        self.weights = weights
+        self.optim = optim
+        self.init = init
+        self.perceptual = perceptual
+        torch.manual_seed(seed)  # the initial weights
+        self.model = Munit(config, init).to(self.device)
+        self.dis_opt = adam(self.model.discriminator_parameters(), optim)
+        self.gen_opt = adam(self.model.generator_parameters(), optim)
+        self.dis_scheduler = step_decay(self.dis_opt, optim)
+        self.gen_scheduler = step_decay(self.gen_opt, optim)
+        self.generator = torch.Generator().manual_seed(seed)  # batches and prior styles
+        self.iteration = 0
+        self.resumed_from: int | None = None
+
+    # --- one iteration -----------------------------------------------------------------
+
+    def _prepare(self, x_a: torch.Tensor, x_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        for images in (x_a, x_b):
+            if not images.is_floating_point():
+                raise TypeError(f"training images must be float in [-1, 1], got {images.dtype}")
+            check_image(images, self.config)
+        return x_a.to(self.device), x_b.to(self.device)
+
+    def dis_update(self, x_a: torch.Tensor, x_b: torch.Tensor) -> dict[str, float]:
+        """The official ``dis_update``: LSGAN on both domains against detached translations, one Adam step."""
+        x_a, x_b = self._prepare(x_a, x_b)
+        model = self.model
+        model.train()
+        s_a = model.gen_a.random_style(x_a.shape[0], self.generator)
+        s_b = model.gen_b.random_style(x_b.shape[0], self.generator)
+        # The official code builds this graph and detaches the outputs; no_grad gives the same
+        # values (and still updates the content encoders' running statistics) without the graph.
+        with torch.no_grad():
+            c_a, _ = model.gen_a.encode(x_a)
+            c_b, _ = model.gen_b.encode(x_b)
+            x_ba = model.gen_a.decode(c_b, s_a)
+            x_ab = model.gen_b.decode(c_a, s_b)
+        self.dis_opt.zero_grad(set_to_none=True)
+        loss_a = model.dis_a.dis_loss(x_ba, x_a)
+        loss_b = model.dis_b.dis_loss(x_ab, x_b)
+        total = losses.discriminator_objective([loss_a, loss_b], self.weights)
+        total.backward()
+        self.dis_opt.step()
+        return {"dis_a": float(loss_a.detach()), "dis_b": float(loss_b.detach()), "dis_total": float(total.detach())}
+
+    def gen_update(self, x_a: torch.Tensor, x_b: torch.Tensor) -> dict[str, float]:
+        """The official ``gen_update``: every generator term, weighted, one Adam step on both generators."""
+        x_a, x_b = self._prepare(x_a, x_b)
+        model = self.model
+        model.train()
+        s_a = model.gen_a.random_style(x_a.shape[0], self.generator)
+        s_b = model.gen_b.random_style(x_b.shape[0], self.generator)
+        discriminators = model.discriminator_parameters()
+        # The discriminators only pass gradients through here; their own gradients would be discarded.
+        for parameter in discriminators:
+            parameter.requires_grad_(False)
+        try:
+            self.gen_opt.zero_grad(set_to_none=True)
+            terms = losses.generator_terms(
+                model.gen_a, model.gen_b, model.dis_a, model.dis_b, x_a, x_b, s_a, s_b, self.weights, self.perceptual
+            )
+            total = losses.generator_objective(terms, self.weights)
+            total.backward()
+            self.gen_opt.step()
+        finally:
+            for parameter in discriminators:
+                parameter.requires_grad_(True)
+        out = {
+            f"{name}_{domain}": float(value.detach())
+            for name, values in terms.items()
+            for domain, value in zip("ab", values, strict=True)
+        }
+        out["gen_total"] = float(total.detach())
+        return out
+
+    def step(self, x_a: torch.Tensor, x_b: torch.Tensor) -> dict[str, float]:
+        """One official iteration: discriminator update, generator update, learning-rate schedule."""
+        result = self.dis_update(x_a, x_b)
+        result |= self.gen_update(x_a, x_b)
+        result["lr"] = self.gen_opt.param_groups[0]["lr"]
+        self.dis_scheduler.step()
+        self.gen_scheduler.step()
+        self.iteration += 1
+        return result
+
+    # --- training loop -----------------------------------------------------------------
+
+    def fit(
+        self,
+        sample_batch: BatchSampler,
+        iterations: int,
+        minutes: float | None = None,
+        checkpoint: Path | None = None,
+        checkpoint_every: int = 1000,
+        on_step: StepCallback | None = None,
+    ) -> FitSummary:
+        """Train until ``iterations`` iterations are done in total, or ``minutes`` of this call have passed.
+
+        ``sample_batch(generator)`` draws (x_a, x_b) from the trainer's generator (see
+        :func:`random_batch`), so a resumed run draws the same batches. With ``checkpoint`` the
+        state is loaded from there if the file exists, saved every ``checkpoint_every``
+        iterations, and saved when the call ends.
+        """
+        if iterations < 0:
+            raise ValueError(f"iterations must be >= 0, got {iterations}")
+        if minutes is not None and minutes <= 0:
+            raise ValueError(f"minutes must be positive, got {minutes}")
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+        if checkpoint is not None and checkpoint.is_file():
+            self.load_checkpoint(checkpoint)
+        start = time.perf_counter()
+        first = self.iteration
+        result: dict[str, float] = {}
+        stopped_by = "iterations"
+        while self.iteration < iterations:
+            if minutes is not None and time.perf_counter() - start >= minutes * 60:
+                stopped_by = "minutes"
+                break
+            x_a, x_b = sample_batch(self.generator)
+            result = self.step(x_a, x_b)
+            if on_step is not None:
+                on_step(self.iteration, result)
+            if checkpoint is not None and self.iteration % checkpoint_every == 0:
+                self.save_checkpoint(checkpoint)
+        if checkpoint is not None:
+            self.save_checkpoint(checkpoint)
+        seconds = time.perf_counter() - start
+        done = self.iteration - first
+        return FitSummary(
+            iterations=self.iteration,
+            session_iterations=done,
+            seconds=round(seconds, 3),
+            seconds_per_iteration=round(seconds / done, 4) if done else 0.0,
+            final_losses={key: round(value, 6) for key, value in result.items()},
+            resumed_from=self.resumed_from,
+            stopped_by=stopped_by,
+        )
+
+    # --- translation -------------------------------------------------------------------
+
+    @torch.no_grad()
+    def translate(
+        self,
+        images: torch.Tensor,
+        direction: str = "a2b",
+        styles: int | torch.Tensor = 1,
+        generator: torch.Generator | None = None,
+        batch_size: int = 16,
+    ) -> torch.Tensor:
+        """(K, N, 3, H, W) translations in [-1, 1] of ``images`` (N, 3, H, W) in [-1, 1].
+
+        ``styles`` is K, the number of prior styles drawn from N(0, I) (from ``generator``,
+        or torch's global generator; never the training generator), or (K, 3, h, w) images
+        of the target domain whose encoded styles are used. As the official test script
+        does, the networks run in eval mode (see ``GenConfig.track_running_stats``).
+        """
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+        check_image(images, self.config)
+        model = self.model
+        source, target = (model.gen_a, model.gen_b) if direction == "a2b" else (model.gen_b, model.gen_a)
+        was_training = model.training
+        model.eval()
+        try:
+            if isinstance(styles, int):
+                if styles < 1:
+                    raise ValueError(f"styles must be >= 1, got {styles}")
+                codes = target.random_style(styles, generator)
+            else:
+                check_image(styles, self.config)
+                codes = torch.cat(
+                    [
+                        target.enc_style(styles[i : i + batch_size].float().to(self.device))
+                        for i in range(0, len(styles), batch_size)
+                    ]
+                )
+            outputs = torch.empty(len(codes), *images.shape, dtype=torch.float32)
+            for start in range(0, len(images), batch_size):
+                content = source.enc_content(images[start : start + batch_size].float().to(self.device))
+                for k, code in enumerate(codes):
+                    style = code.expand(content.shape[0], *code.shape)
+                    outputs[k, start : start + content.shape[0]] = target.decode(content, style).float().cpu()
+            return outputs
+        finally:
+            model.train(was_training)
+
+    # --- checkpoints -------------------------------------------------------------------
+
+    def identity(self) -> dict[str, object]:
+        """What must match for a checkpoint to be resumed."""
+        return {
+            "config": asdict(self.config),
+            "weights": asdict(self.weights),
+            "optim": asdict(self.optim),
+            "init": self.init,
+            "seed": self.seed,
+        }
+
+    def save_checkpoint(self, path: Path) -> None:
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "identity": json.dumps(self.identity()),
+            "model": self.model.state_dict(),
+            "dis_opt": self.dis_opt.state_dict(),
+            "gen_opt": self.gen_opt.state_dict(),
+            "dis_scheduler": self.dis_scheduler.state_dict(),
+            "gen_scheduler": self.gen_scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "iteration": self.iteration,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        torch.save(payload, partial)
+        os.replace(partial, path)  # a crash while saving never leaves a truncated checkpoint behind
+
+    def load_checkpoint(self, path: Path) -> None:
+        payload = torch.load(path, map_location=self.device, weights_only=True)
+        if payload.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path}: checkpoint format {payload.get('format')} is not {CHECKPOINT_FORMAT}")
+        saved = json.loads(payload["identity"])
+        if saved != json.loads(json.dumps(self.identity())):
+            raise ValueError(f"{path}: checkpoint was made with other settings: {saved}")
+        self.model.load_state_dict(payload["model"])
+        self.dis_opt.load_state_dict(payload["dis_opt"])
+        self.gen_opt.load_state_dict(payload["gen_opt"])
+        self.dis_scheduler.load_state_dict(payload["dis_scheduler"])
+        self.gen_scheduler.load_state_dict(payload["gen_scheduler"])
+        self.generator.set_state(payload["generator"].cpu())
+        self.iteration = int(payload["iteration"])
+        self.resumed_from = self.iteration
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def load_domain_images(paths: Sequence[str | Path], size: int) -> torch.Tensor:
+    """(N, 3, size, size) uint8: each image's short side resized to ``size`` (bilinear,
+    antialiased), then the centre ``size`` x ``size`` crop. The official loader resizes the
+    short side too and then crops at random; use :func:`random_batch` on larger images for that."""
+    import numpy as np
+    from PIL import Image
+
+    out = torch.empty(len(paths), 3, size, size, dtype=torch.uint8)
+    for index, path in enumerate(paths):
+        with Image.open(path) as image:
+            pixels = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)[None].float()
+        height, width = pixels.shape[-2:]
+        scale = size / min(height, width)
+        new = (max(size, round(height * scale)), max(size, round(width * scale)))
+        if new != (height, width):
+            pixels = F.interpolate(pixels, size=new, mode="bilinear", antialias=True, align_corners=False)
+        top, left = (new[0] - size) // 2, (new[1] - size) // 2
+        out[index] = pixels[0, :, top : top + size, left : left + size].round().clamp(0, 255).to(torch.uint8)
+    return out
+
+
+def random_batch(
+    images: torch.Tensor, batch: int, generator: torch.Generator, flip: bool = True, crop: int | None = None
+) -> torch.Tensor:
+    """``batch`` images drawn at random (with replacement) from ``images`` (N, 3, H, W), as float in [-1, 1].
+
+    uint8 input is scaled from [0, 255], float input is taken to be in [0, 1]. With ``crop``
+    each image is cut to a random ``crop`` x ``crop`` window; with ``flip`` each is mirrored
+    left-right with probability 1/2 (the official loader's augmentations).
+    """
+    picks = torch.randint(len(images), (batch,), generator=generator)
+    chosen = images[picks]
+    out = chosen.float() / 255 if chosen.dtype == torch.uint8 else chosen.float()
+    if crop is not None:
+        height, width = out.shape[-2:]
+        if crop > min(height, width):
+            raise ValueError(f"crop {crop} is larger than the images ({height}x{width})")
+        tops = torch.randint(height - crop + 1, (batch,), generator=generator)
+        lefts = torch.randint(width - crop + 1, (batch,), generator=generator)
+        out = torch.stack(
+            [image[:, top : top + crop, left : left + crop] for image, top, left in zip(out, tops, lefts, strict=True)]
+        )
+    if flip:
+        mirrored = torch.rand(batch, generator=generator) < 0.5
+        out = torch.where(mirrored[:, None, None, None], out.flip(-1), out)
+    return out * 2 - 1
