@@ -47,28 +47,13 @@ class MamlAdapter(Evaluator):
         import torch
 
         from fewgen_maml.episodes import EpisodeSampler
-        from fewgen_maml.examples import split_classes
         from fewgen_maml.fewshot import build_backbone, meta_train_for
-        from fewgen_maml.maml import MAML, MAMLConfig
+        from fewgen_maml.maml import MAML
         from fewgen_maml.stats import summary
 
         p: AdapterParams = self.params
         ctx.seed_torch()
-        try:
-            classes = split_classes(
-                dataset,
-                p.source,
-                p.novel_classes,
-                p.base_classes,
-                p.size,
-                p.channels,
-                p.invert,
-                p.margin,
-                p.include_synthetic,
-                ctx.skip,
-            )
-        except ValueError as exc:
-            raise UsageError(f"step {ctx.step!r}: {exc}") from None
+        classes = p.load_classes(dataset, ctx)
         ways = len(classes.novel)
         if ways < 2:
             raise UsageError(f"step {ctx.step!r}: adapting needs at least 2 novel classes, got {classes.novel}")
@@ -77,14 +62,7 @@ class MamlAdapter(Evaluator):
         if short:
             raise UsageError(f"step {ctx.step!r}: fewer than {p.shots} examples of novel class(es) {', '.join(short)}")
 
-        config = MAMLConfig(
-            inner_lr=p.inner_lr,
-            inner_steps=p.inner_steps,
-            test_inner_steps=p.test_inner_steps,
-            meta_batch_size=p.meta_batch_size,
-            meta_lr=p.meta_lr,
-            first_order=p.first_order,
-        )
+        config = p.maml_config()
         try:
             sampler = EpisodeSampler(classes.images_of(classes.base), ways, p.shots, p.queries, p.rotate_classes)
         except ValueError as exc:

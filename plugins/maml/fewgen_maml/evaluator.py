@@ -43,27 +43,11 @@ class FewShotEvaluator(Evaluator):
     def evaluate(self, dataset: Dataset, ctx: StepContext) -> dict[str, Any]:
         import torch
 
-        from fewgen_maml.examples import split_classes
         from fewgen_maml.fewshot import Comparison, Episodes, compare
-        from fewgen_maml.maml import MAMLConfig
 
         p: FewShotEvaluatorParams = self.params
         ctx.seed_torch()
-        try:
-            classes = split_classes(
-                dataset,
-                p.source,
-                p.novel_classes,
-                p.base_classes,
-                p.size,
-                p.channels,
-                p.invert,
-                p.margin,
-                p.include_synthetic,
-                ctx.skip,
-            )
-        except ValueError as exc:
-            raise UsageError(f"step {ctx.step!r}: {exc}") from None
+        classes = p.load_classes(dataset, ctx)
         if len(classes.novel) < p.ways:
             raise UsageError(
                 f"step {ctx.step!r}: {p.ways}-way test episodes need {p.ways} novel classes, "
@@ -71,14 +55,7 @@ class FewShotEvaluator(Evaluator):
             )
         setup = Comparison(
             shape=Episodes(p.ways, p.shots, p.queries),
-            maml=MAMLConfig(
-                inner_lr=p.inner_lr,
-                inner_steps=p.inner_steps,
-                test_inner_steps=p.test_inner_steps,
-                meta_batch_size=p.meta_batch_size,
-                meta_lr=p.meta_lr,
-                first_order=p.first_order,
-            ),
+            maml=p.maml_config(),
             backbone=p.backbone,
             channels=p.channels,
             size=p.size,

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from fewgen.api import Params
+from fewgen.api import Params, StepContext
+from fewgen.dataset import Dataset
+from fewgen.errors import UsageError
+
+if TYPE_CHECKING:
+    from fewgen_maml.examples import ClassSplit
+    from fewgen_maml.maml import MAMLConfig
 
 
 class FewShotParams(Params):
@@ -48,3 +54,35 @@ class FewShotParams(Params):
     first_order: bool = Field(False, description="First-order MAML (no second derivatives; faster, a little worse).")
     meta_steps: int = Field(2000, ge=1, description="Meta-updates (the paper: 60000).")
     minutes: float | None = Field(None, gt=0, description="Wall-clock cap on meta-training; stops early when reached.")
+
+    def load_classes(self, dataset: Dataset, ctx: StepContext) -> ClassSplit:
+        """The dataset's examples in memory, split into base and novel classes; a bad split is a usage error."""
+        from fewgen_maml.examples import split_classes
+
+        try:
+            return split_classes(
+                dataset,
+                self.source,
+                self.novel_classes,
+                self.base_classes,
+                self.size,
+                self.channels,
+                self.invert,
+                self.margin,
+                self.include_synthetic,
+                ctx.skip,
+            )
+        except ValueError as exc:
+            raise UsageError(f"step {ctx.step!r}: {exc}") from None
+
+    def maml_config(self) -> MAMLConfig:
+        from fewgen_maml.maml import MAMLConfig
+
+        return MAMLConfig(
+            inner_lr=self.inner_lr,
+            inner_steps=self.inner_steps,
+            test_inner_steps=self.test_inner_steps,
+            meta_batch_size=self.meta_batch_size,
+            meta_lr=self.meta_lr,
+            first_order=self.first_order,
+        )
