@@ -15,8 +15,24 @@ from fewgen import __version__
 from fewgen.errors import StepFailed, UsageError
 
 
+class PluginCommandError(click.ClickException):
+    """A plugin command that cannot be added (its name is taken): a user's installation problem, exit code 2."""
+
+    exit_code = 2
+
+
 class FewgenGroup(click.Group):
-    """Turns user errors into one line on stderr and exit code 2, plugin failures into exit 1."""
+    """Turns user errors into one line on stderr and exit code 2, plugin failures into exit 1.
+
+    Besides the built-in commands it offers those plugins register (``register_commands``),
+    loaded only when a name is not built in or the command list is asked for.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *plugin_commands()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return super().get_command(ctx, name) or plugin_commands().get(name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -46,6 +62,20 @@ def _registry():
     from fewgen.plugins import get_registry
 
     return get_registry()
+
+
+def plugin_commands() -> dict[str, click.Command]:
+    """The commands plugins register, by name; a name that shadows a built-in command is an error."""
+    try:
+        registered = _registry().commands
+    except UsageError as exc:  # two plugins registered the same name
+        raise PluginCommandError(str(exc)) from None
+    for name, (plugin, _) in registered.items():
+        if name in cli.commands:
+            raise PluginCommandError(
+                f"plugin {plugin!r} registers the command {name!r}, which is a built-in fewgen command"
+            )
+    return {name: command for name, (_, command) in registered.items()}
 
 
 def _load(recipe: str, overrides: tuple[str, ...]):
@@ -125,6 +155,7 @@ def schema() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json: bool) -> None:
     """List installed plugins, their versions and what they register."""
+    plugin_commands()  # a command that clashes with a built-in is reported here too
     infos = _registry().describe()
     if as_json:
         click.echo(json.dumps([info.as_dict() for info in infos], indent=2))
@@ -133,7 +164,7 @@ def plugins(as_json: bool) -> None:
         click.echo("no plugins installed")
     for info in infos:
         click.echo(f"{info.name} ({info.distribution or '?'} {info.version or ''})".rstrip())
-        for label in ("generators", "evaluators", "formats", "cards", "benchmarks"):
+        for label in ("generators", "evaluators", "formats", "cards", "benchmarks", "commands"):
             values = getattr(info, label)
             if values:
                 click.echo(f"  {label}: {', '.join(values)}")

@@ -298,14 +298,39 @@ class Engine:
         return output, output_key, metrics, record, entry / "files"
 
     def _failure(self, record: StepRecord, exc: BaseException) -> str:
-        log_dir = self.cache.root / "logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = log_dir / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{record.name}.log"
-        log_path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
         return (
             f"step {record.name!r} ({record.kind} {record.component!r}) failed: {type(exc).__name__}: {exc}"
-            f" (traceback in {log_path})"
+            f" (traceback in {self._write_traceback(record.name, exc)})"
         )
+
+    def _write_traceback(self, label: str, exc: BaseException) -> Path:
+        log_dir = self.cache.root / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{label}.log"
+        log_path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        return log_path
+
+    def _after_run(self, out_dir: Path, manifest: dict[str, Any], metrics: dict[str, Any]) -> None:
+        """Call ``after_run`` on the complete run folder and add the metrics plugins return to ``metrics.json``."""
+        try:
+            results = self.registry.pm.hook.after_run(run_dir=out_dir, manifest=manifest, metrics=metrics)
+            added = [item for result in results if result for item in result.items()]
+            for step, values in added:
+                if step not in metrics:
+                    raise RuntimeError(
+                        f"after_run returned metrics for {step!r}, which is no evaluator step of the run"
+                    )
+                metrics[step] = {**metrics[step], **_json_ready(values, step)}
+        except UsageError:
+            raise
+        except Exception as exc:
+            log_path = self._write_traceback("after_run", exc)
+            raise StepFailed(
+                f"after_run failed: {type(exc).__name__}: {exc} (traceback in {log_path};"
+                f" the run folder {out_dir} is complete)"
+            ) from exc
+        if added:
+            _write_json(out_dir / "metrics.json", metrics)
 
     # --- the whole run -----------------------------------------------------------------
 
@@ -359,6 +384,8 @@ class Engine:
         except BaseException:
             shutil.rmtree(tmp_out, ignore_errors=True)
             raise
+        # Plugins that act on the finished run (an export, a notification) are called only once it is complete.
+        self._after_run(out_dir, manifest, metrics)
         # Reloaded so the returned paths point into the final folder, not the temporary one.
         return RunResult(out_dir, Dataset.load(out_dir / "dataset"), metrics, manifest)
 

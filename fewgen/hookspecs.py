@@ -48,6 +48,11 @@ def register_benchmarks(register: Callable[[click.Command], None]) -> None:
 
 
 @hookspec
+def register_commands(register: Callable[[click.Command], None]) -> None:
+    """Register click commands that become top-level ``fewgen`` subcommands."""
+
+
+@hookspec
 def before_step(step: StepContext, kind: str, component: str, params: dict[str, Any], cached: bool) -> None:
     """Called before a recipe step runs or is restored from the cache."""
 
@@ -55,6 +60,11 @@ def before_step(step: StepContext, kind: str, component: str, params: dict[str, 
 @hookspec
 def after_step(step: StepContext, kind: str, component: str, dataset: Dataset, metrics: dict[str, Any]) -> None:
     """Called after a recipe step finished, with the dataset it produced and its metrics."""
+
+
+@hookspec
+def after_run(run_dir: Path, manifest: dict[str, Any], metrics: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """Called once the run folder is complete; may return extra metrics for its own steps, by step name."""
 
 
 @hookspec

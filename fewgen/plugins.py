@@ -36,6 +36,7 @@ class PluginInfo:
     formats: list[str] = field(default_factory=list)
     cards: list[str] = field(default_factory=list)
     benchmarks: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
     hooks: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -48,6 +49,7 @@ class PluginInfo:
             "formats": self.formats,
             "cards": self.cards,
             "benchmarks": self.benchmarks,
+            "commands": self.commands,
             "hooks": self.hooks,
         }
 
@@ -70,7 +72,7 @@ class Registry:
             others = [plugin for plugin in plugins if plugin is not impl.plugin]
 
             def register(item: Any, _plugin: str = impl.plugin_name) -> None:
-                if kind not in ("card folder", "benchmark") and not isinstance(item, type):
+                if kind not in ("card folder", "benchmark", "command") and not isinstance(item, type):
                     raise TypeError(
                         f"plugin {_plugin!r} registered an instance, not a class, as {article} {kind}: {item!r}"
                     )
@@ -101,6 +103,10 @@ class Registry:
     @cached_property
     def benchmarks(self) -> dict[str, tuple[str, Any]]:
         return self._collect("register_benchmarks", "benchmark")
+
+    @cached_property
+    def commands(self) -> dict[str, tuple[str, Any]]:
+        return self._collect("register_commands", "command")
 
     def generator(self, name: str) -> type[Generator]:
         return self._lookup(self.generators, name, "generator")[1]
@@ -136,6 +142,7 @@ class Registry:
             (self.formats, "formats"),
             (self.card_folders, "cards"),
             (self.benchmarks, "benchmarks"),
+            (self.commands, "commands"),
         ):
             for key, (plugin_name, _) in sorted(table.items()):
                 getattr(infos[plugin_name], attr).append(key)
