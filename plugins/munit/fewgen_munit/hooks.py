@@ -1,7 +1,26 @@
-"""The module the ``fewgen`` entry point names. It registers nothing yet: the translation
-generator, its evaluator and the benchmarks come with the training loop.
+"""The module the ``fewgen`` entry point names: the ``munit`` generator and the MUNIT benchmarks.
 
 Nothing imported here may import torch, so listing plugins and validating recipes stay fast.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fewgen import hookimpl
+
+
+@hookimpl
+def register_generators(register: Callable[[Any], None]) -> None:
+    from fewgen_munit.generator import MunitGenerator
+
+    register(MunitGenerator)
+
+
+@hookimpl
+def register_benchmarks(register: Callable[[Any], None]) -> None:
+    from fewgen_munit.bench import munit_bench, munit_speed
+
+    register(munit_bench)
+    register(munit_speed)

@@ -1,0 +1,325 @@
+"""MUNIT benchmarks: translation quality on two unpaired domain folders, and training speed.
+
+``fewgen bench munit --data DIR``: train MUNIT on DIR/<domain-a> and DIR/<domain-b> for a
+time budget, then translate held-out domain-a images with K styles each and measure what
+:mod:`fewgen_munit.metrics` measures: the share a domain classifier (trained on the real
+training images of both domains) calls domain b, style diversity and edge SSIM. The
+`augment` plugin's albumentations look for the same domain (its ``night`` preset by default)
+gets the same metrics on the same images, as the baseline to beat.
+
+``fewgen bench munit-speed``: seconds per training iteration and per translated image.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def split_files(files: list[Path], held_out: float, seed: int) -> tuple[list[Path], list[Path]]:
+    """(train, held-out): a seeded shuffle, with round(held_out * n) files (at least one) held out."""
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(len(files))
+    count = max(1, round(held_out * len(files)))
+    held = sorted(files[i] for i in order[:count])
+    return sorted(files[i] for i in order[count:]), held
+
+
+def _echo(message: str, quiet: bool) -> None:
+    if not quiet:
+        click.echo(message, err=True)
+
+
+def _summary(values: Any) -> dict[str, float]:
+    import torch
+
+    values = torch.as_tensor(values, dtype=torch.float64)
+    if len(values) < 2:
+        return {"mean": round(float(values.mean()), 4), "ci95": 0.0, "n": len(values)}
+    half = 1.96 * float(values.std()) / len(values) ** 0.5
+    return {"mean": round(float(values.mean()), 4), "ci95": round(half, 4), "n": len(values)}
+
+
+def translation_metrics(classifier: Any, sources: Any, outputs: Any, classifier_size: int) -> dict[str, Any]:
+    """The metrics of K outputs (K, N, 3, H, W) of N sources (N, 3, H, W), all in [0, 1]."""
+    from fewgen_munit import metrics
+
+    k, n = outputs.shape[:2]
+    flat = outputs.reshape(k * n, *outputs.shape[2:])
+    probability = metrics.target_probability(classifier, flat, classifier_size)
+    edges = metrics.edge_ssim(sources.repeat(k, 1, 1, 1), flat)
+    result: dict[str, Any] = {
+        "judged_target_share": round(float((probability > 0.5).float().mean()), 4),
+        "target_probability": _summary(probability),
+        "edge_ssim": _summary(edges),
+    }
+    if k >= 2:
+        result["diversity_l1"] = _summary(metrics.diversity(outputs))
+    return result
+
+
+def augment_outputs(sources: Any, preset: str, copies: int, seed: int) -> Any:
+    """(copies, N, 3, H, W) in [0, 1]: the `augment` plugin's preset applied to each source ``copies`` times."""
+    import numpy as np
+    import torch
+
+    try:
+        from fewgen_augment.presets import PRESETS, build_pipeline
+    except ImportError:
+        raise click.ClickException(
+            "the baseline needs the fewgen-augment plugin (pip install -e plugins/augment)"
+        ) from None
+    if preset not in PRESETS:
+        raise click.BadParameter(f"unknown augment preset {preset!r}", param_hint="--baseline")
+    from fewgen_munit.data import to_uint8
+
+    pipeline = build_pipeline(PRESETS[preset].steps, 0.0)
+    out = torch.empty(copies, *sources.shape)
+    for index, source in enumerate(sources):
+        pixels = to_uint8(source)
+        for copy in range(copies):
+            pipeline.set_random_seed(int(np.random.default_rng([seed, index, copy]).integers(2**32)))
+            result = pipeline(image=pixels, bboxes=np.zeros((0, 4)), box_index=[])["image"]
+            out[copy, index] = torch.from_numpy(result).permute(2, 0, 1).float() / 255
+    return out
+
+
+def _save_grid(path: Path, sources: Any, translated: Any, baseline: Any, rows: int = 6) -> None:
+    """A PNG: per row one source, its K translations, then the baseline's first copy."""
+    import torch
+
+    from fewgen.imageio import save_image
+    from fewgen_munit.data import to_uint8
+
+    rows = min(rows, sources.shape[0])
+    lines = [torch.cat([sources[r], *translated[:, r], baseline[0, r]], dim=-1) for r in range(rows)]
+    save_image(to_uint8(torch.cat(lines, dim=-2)), path)
+
+
+@click.command("munit")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="Folder with one subfolder of images per domain (e.g. ../shared/data/day_night).",
+)
+@click.option("--domain-a", default="day", show_default=True, help="Subfolder of the source domain.")
+@click.option("--domain-b", default="night", show_default=True, help="Subfolder of the target domain.")
+@click.option("--preset", type=click.Choice(["tiny", "small", "paper"]), default="tiny", show_default=True)
+@click.option("--size", type=int, default=128, show_default=True, help="Short side images are resized to; crop side.")
+@click.option("--minutes", type=float, default=5.0, show_default=True, help="Training wall-clock budget.")
+@click.option("--iterations", type=int, default=1_000_000, show_default=True, help="Upper bound on iterations.")
+@click.option("--batch", type=int, default=1, show_default=True, help="Images per domain per iteration.")
+@click.option("--styles", type=int, default=4, show_default=True, help="Styles (outputs) per held-out image.")
+@click.option("--held-out", type=float, default=0.2, show_default=True, help="Share of each domain held out.")
+@click.option("--baseline", default="night", show_default=True, help="The augment preset measured beside MUNIT.")
+@click.option("--classifier-steps", type=int, default=600, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=None, help="torch threads (default: torch's).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the checkpoint (a rerun resumes it) and a PNG grid of translations here.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON result.")
+def munit_bench(
+    data: Path,
+    domain_a: str,
+    domain_b: str,
+    preset: str,
+    size: int,
+    minutes: float,
+    iterations: int,
+    batch: int,
+    styles: int,
+    held_out: float,
+    baseline: str,
+    classifier_steps: int,
+    seed: int,
+    threads: int | None,
+    out: Path | None,
+    as_json: bool,
+) -> None:
+    """MUNIT A->B on held-out images vs the augment preset: domain share, diversity, edge SSIM."""
+    import tempfile
+
+    import torch
+
+    from fewgen.imageio import CorruptImage, load_rgb
+    from fewgen_munit.data import at_working_scale, centre_crop, image_files, random_crops
+    from fewgen_munit.metrics import ClassifierConfig, target_probability, train_domain_classifier
+    from fewgen_munit.model import PRESETS, min_side
+    from fewgen_munit.training import MunitTrainer
+
+    if threads:
+        torch.set_num_threads(threads)
+    if size % 4 or size < min_side(PRESETS[preset]):
+        raise click.BadParameter(
+            f"must be a multiple of 4 and at least {min_side(PRESETS[preset])} for {preset}", param_hint="--size"
+        )
+    folders = {name: data / name for name in (domain_a, domain_b)}
+    files = {}
+    for name, folder in folders.items():
+        if not folder.is_dir():
+            raise click.BadParameter(f"{folder} is not a folder", param_hint="--data")
+        files[name] = image_files(folder)
+        if len(files[name]) < 5:
+            raise click.BadParameter(
+                f"{folder} holds {len(files[name])} images; at least 5 needed", param_hint="--data"
+            )
+    splits = {name: split_files(found, held_out, seed) for name, found in files.items()}
+
+    def load(paths: list[Path]) -> list[torch.Tensor]:
+        loaded = []
+        for path in paths:
+            try:
+                loaded.append(at_working_scale(load_rgb(path), size))
+            except CorruptImage as exc:
+                _echo(f"skipped {path}: {exc}", as_json)
+        return loaded
+
+    train_a, train_b = load(splits[domain_a][0]), load(splits[domain_b][0])
+    test_a, test_b = load(splits[domain_a][1]), load(splits[domain_b][1])
+    _echo(
+        f"{domain_a}: {len(train_a)} train / {len(test_a)} held out; "
+        f"{domain_b}: {len(train_b)} train / {len(test_b)} held out",
+        as_json,
+    )
+
+    trainer = MunitTrainer(preset, seed=seed)
+    workdir = out or Path(tempfile.mkdtemp(prefix="fewgen-munit-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+
+    def report(done: int, losses: dict[str, float]) -> None:
+        if done % 100 == 0:
+            elapsed = time.perf_counter() - started
+            _echo(
+                f"iteration {done}  {elapsed / 60:.1f} min  recon_x_a {losses.get('recon_x_a', 0):.3f}  "
+                f"gen {losses.get('gen_total', 0):.3f}  dis {losses.get('dis_total', 0):.3f}",
+                as_json,
+            )
+
+    fit = trainer.fit(
+        lambda g: (random_crops(train_a, batch, g, size), random_crops(train_b, batch, g, size)),
+        iterations=iterations,
+        minutes=minutes,
+        checkpoint=workdir / "munit.pt",
+        checkpoint_every=500,
+        on_step=report,
+    )
+    _echo(f"trained {fit.session_iterations} iterations in {fit.seconds / 60:.1f} min", as_json)
+
+    unit = lambda images: torch.stack([i.float() / 255 for i in images])  # noqa: E731
+    classifier_config = ClassifierConfig(steps=classifier_steps)
+    classifier = train_domain_classifier(
+        [i.float() / 255 for i in train_a], [i.float() / 255 for i in train_b], seed, classifier_config
+    )
+    sources = unit([centre_crop(i, size) for i in test_a])
+    real_b = unit([centre_crop(i, size) for i in test_b])
+    p_real_a = target_probability(classifier, sources, classifier_config.size)
+    p_real_b = target_probability(classifier, real_b, classifier_config.size)
+    classifier_accuracy = float(torch.cat([p_real_a <= 0.5, p_real_b > 0.5]).float().mean())
+
+    style_generator = torch.Generator().manual_seed(seed + 1)
+    translated = (trainer.translate(sources * 2 - 1, "a2b", styles=styles, generator=style_generator) + 1) / 2
+    augmented = augment_outputs(sources, baseline, styles, seed)
+    munit_metrics = translation_metrics(classifier, sources, translated, classifier_config.size)
+    baseline_metrics = translation_metrics(classifier, sources, augmented, classifier_config.size)
+    grid = workdir / "translations.png"
+    _save_grid(grid, sources, translated, augmented)
+
+    result = {
+        "benchmark": "munit",
+        "data": str(data),
+        "domains": [domain_a, domain_b],
+        "preset": preset,
+        "size": size,
+        "batch": batch,
+        "styles": styles,
+        "seed": seed,
+        "threads": torch.get_num_threads(),
+        "train_images": {domain_a: len(train_a), domain_b: len(train_b)},
+        "held_out_images": {domain_a: len(test_a), domain_b: len(test_b)},
+        "iterations": fit.iterations,
+        "session_iterations": fit.session_iterations,
+        "train_minutes": round(fit.seconds / 60, 2),
+        "iterations_per_s": round(fit.session_iterations / fit.seconds, 4) if fit.seconds else 0.0,
+        "resumed_from": fit.resumed_from,
+        "final_losses": fit.final_losses,
+        "classifier": {
+            "accuracy_held_out_real": round(classifier_accuracy, 4),
+            f"real_{domain_a}_judged_{domain_b}": round(float((p_real_a > 0.5).float().mean()), 4),
+            f"real_{domain_b}_judged_{domain_b}": round(float((p_real_b > 0.5).float().mean()), 4),
+        },
+        "munit": munit_metrics,
+        f"augment_{baseline}": baseline_metrics,
+        "grid": str(grid),
+    }
+    result["targets"] = {
+        "judged_target_share>=0.8": munit_metrics["judged_target_share"] >= 0.8,
+        "above_baseline": munit_metrics["judged_target_share"] > baseline_metrics["judged_target_share"],
+        "edge_ssim>=0.5": munit_metrics["edge_ssim"]["mean"] >= 0.5,
+    }
+    click.echo(json.dumps(result, indent=None if as_json else 2))
+
+
+@click.command("munit-speed")
+@click.option("--preset", type=click.Choice(["tiny", "small", "paper"]), default="paper", show_default=True)
+@click.option("--size", type=int, default=256, show_default=True, help="Training crop side.")
+@click.option("--batch", type=int, default=1, show_default=True)
+@click.option("--iterations", type=int, default=3, show_default=True, help="Timed iterations (after one warm-up).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--threads", type=int, default=None, help="torch threads (default: torch's).")
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON result.")
+def munit_speed(
+    preset: str, size: int, batch: int, iterations: int, device: str, threads: int | None, as_json: bool
+) -> None:
+    """Seconds per MUNIT training iteration (dis + gen update) and per translated image."""
+    import torch
+
+    from fewgen_munit.training import MunitTrainer
+
+    if threads:
+        torch.set_num_threads(threads)
+    trainer = MunitTrainer(preset, device=device, seed=0)
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(2, batch, 3, size, size, generator=generator) * 2 - 1
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    trainer.step(images[0], images[1])  # warm-up: allocations, kernel choice
+    sync()
+    started = time.perf_counter()
+    for _ in range(iterations):
+        trainer.step(images[0], images[1])
+    sync()
+    per_iteration = (time.perf_counter() - started) / iterations
+    trainer.translate(images[0][:1], "a2b", styles=1, generator=generator)
+    sync()
+    started = time.perf_counter()
+    trainer.translate(images[0], "a2b", styles=1, generator=generator)
+    sync()
+    per_image = (time.perf_counter() - started) / batch
+    result = {
+        "benchmark": "munit-speed",
+        "preset": preset,
+        "size": size,
+        "batch": batch,
+        "device": device,
+        "threads": torch.get_num_threads(),
+        "timed_iterations": iterations,
+        "seconds_per_iteration": round(per_iteration, 4),
+        "translate_seconds_per_image": round(per_image, 4),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+    }
+    click.echo(json.dumps(result, indent=None if as_json else 2))
