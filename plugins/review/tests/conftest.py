@@ -139,8 +139,6 @@ dataset:
 steps:
   - name: recolour
     generator: recolour
-  - name: translate
-    evaluator: drift_checker
   - name: detect
     evaluator: fake_detector
   - name: inspect
@@ -154,37 +152,24 @@ output:
 
 
 class Recolour(Generator):
-    """Swaps the colour channels of every training image: cheap, with real files and provenance."""
+    """Swaps the colour channels of every training image (cheap, with real files and provenance) and,
+    as the MUNIT translate step does, records in each new sample's attributes whether the labelled
+    objects are still found; in one copy they vanished."""
 
     name = "recolour"
 
     def generate(self, dataset: Dataset, ctx: StepContext) -> Iterable[Sample]:
         for index, sample in enumerate(dataset):
             path = save_image(load_rgb(sample.image)[..., ::-1], ctx.work_dir / f"{file_stem(index, sample.id)}.png")
-            yield sample.derive(id=f"{ctx.step}/{sample.id}", image=path, provenance=self.provenance(ctx, sample))
-
-
-class DriftChecker(Evaluator):
-    """Writes the ``label_drift`` annotation the MUNIT translate step writes; one sample lost its objects."""
-
-    name = "drift_checker"
-
-    def evaluate(self, dataset: Dataset, ctx: StepContext) -> dict[str, Any]:
-        for sample in dataset:
-            if sample.is_synthetic:
-                vanished = sample.id == VANISHED
-                ctx.annotate(
-                    sample.id,
-                    {
-                        "label_drift": {
-                            "objects": 1,
-                            "found_source": 1,
-                            "found_translated": 0 if vanished else 1,
-                            "vanished": vanished,
-                        }
-                    },
-                )
-        return {}
+            new_id = f"{ctx.step}/{sample.id}"
+            kept = 0 if new_id == VANISHED else 1
+            drift = {"objects": 1, "found_source": 1, "found_translated": kept, "kept": kept, "vanished": not kept}
+            yield sample.derive(
+                id=new_id,
+                image=path,
+                provenance=self.provenance(ctx, sample),
+                attributes={ctx.step: {"label_drift": drift}},
+            )
 
 
 class FakeDetector(Evaluator):
@@ -241,7 +226,7 @@ class FixturePlugin:
 
     @hookimpl
     def register_evaluators(self, register: Callable[[type[Evaluator]], None]) -> None:
-        for evaluator in (DriftChecker, FakeDetector, FakeAnomaly):
+        for evaluator in (FakeDetector, FakeAnomaly):
             register(evaluator)
 
 

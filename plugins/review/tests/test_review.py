@@ -144,13 +144,15 @@ def test_info_records_the_run_and_versions(reviewed: Any, finished_run: Path) ->
     run = dataset.info["fewgen_run"]
     assert run["path"] == str(finished_run) and run["recipe"] == "review_fixture" and run["seed"] == 3
     assert dataset.info["fiftyone"] == fo.__version__
-    assert [step["name"] for step in dataset.info["steps"]] == ["recolour", "translate", "detect", "inspect", "export"]
+    assert [step["name"] for step in dataset.info["steps"]] == ["recolour", "detect", "inspect", "export"]
 
 
 def test_attributes_written_by_steps_are_a_field(reviewed: Any, facts: SimpleNamespace) -> None:
     dataset, _ = reviewed
-    drift = by_fewgen_id(dataset)[facts.vanished].attributes["translate"]["label_drift"]
-    assert drift == {"objects": 1, "found_source": 1, "found_translated": 0, "vanished": True}
+    samples = by_fewgen_id(dataset)
+    drift = samples[facts.vanished].attributes["recolour"]["label_drift"]
+    assert drift == {"objects": 1, "found_source": 1, "found_translated": 0, "kept": 0, "vanished": True}
+    assert samples["img0"].attributes is None
 
 
 def test_review_again_replaces_the_dataset_and_list_shows_it_once(reviewed: Any, finished_run: Path) -> None:
