@@ -6,18 +6,20 @@ independent detector looks for each labelled object in the source and in its tra
 an object it finds in the source but not in the translation *vanished*, and an image with a
 vanished object is flagged for review or dropped.
 
-The detector is OpenCV's HOG people detector (Dalal & Triggs, built into OpenCV, no weights
-to download). It scans a 64 x 128 window in which a person stands about 96 pixels tall, so
-each labelled box is checked in a crop around it, scaled until the box is that tall: small
-pedestrians in a wide street scene are found, and an object counts as found only by a
-detection that overlaps its own box.
+The default detector is OpenCV's HOG people detector (Dalal & Triggs, built into OpenCV, no
+weights to download). It scans a 64 x 128 window in which a person stands about 96 pixels
+tall, so each labelled box is checked in a crop around it, scaled until the box is that tall:
+small pedestrians in a wide street scene are found, and an object counts as found only by a
+detection that overlaps its own box. A YOLO model (for example one the `yolo` evaluator
+trained, kept under its report folder) can stand in for it and checks any class it knows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,7 +31,8 @@ if TYPE_CHECKING:
 WINDOW_PERSON_HEIGHT = 96
 # The person inside a detection window: its central half in width, the middle 3/4 in height.
 PERSON_IN_WINDOW = (0.25, 0.125, 0.75, 0.875)
-MATCH_IOU = 0.3  # a detection finds a box when their overlap reaches this (after trimming the window)
+MATCH_IOU = 0.3  # a HOG detection finds a box when their overlap reaches this (after trimming the window)
+YOLO_MATCH_IOU = 0.5  # a YOLO detection finds a box at the usual detection-matching overlap
 CONTEXT = 0.5  # the crop around a box extends by this share of the box height on every side
 
 
@@ -53,6 +56,12 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+class Detector(Protocol):
+    def found(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> list[bool]:
+        """For each box (x1, y1, x2, y2 pixels) of ``image`` (H, W, 3) uint8 RGB: is its object detected?"""
+        ...
 
 
 class HogPeopleDetector:
@@ -94,15 +103,43 @@ class HogPeopleDetector:
                 return True
         return False
 
+    def found(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> list[bool]:
+        return [self.finds(image, box) for box in boxes]
 
-def check_drift(
-    detector: HogPeopleDetector, source: np.ndarray, translated: np.ndarray, boxes: Sequence[Box]
-) -> DriftReport:
+
+class YoloDetector:
+    """An ultralytics YOLO model run once per image; a box is found by a same-class detection with IoU >= 0.5."""
+
+    def __init__(self, weights: Path, class_name: str, config_dir: Path, confidence: float = 0.25) -> None:
+        from fewgen_yolo.training import prepare_ultralytics  # the yolo plugin keeps ultralytics offline
+
+        ultralytics = prepare_ultralytics(config_dir)
+        self.model = ultralytics.YOLO(str(weights))
+        names = self.model.names
+        matches = [int(index) for index, name in names.items() if name == class_name]
+        if not matches:
+            raise ValueError(f"the YOLO model {weights} has no class {class_name!r} (it has {sorted(names.values())})")
+        self.class_index = matches[0]
+        self.confidence = confidence
+
+    def found(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> list[bool]:
+        if not boxes:
+            return []
+        # ultralytics takes numpy images as OpenCV's BGR.
+        (result,) = self.model.predict(
+            image[:, :, ::-1], conf=self.confidence, classes=[self.class_index], verbose=False
+        )
+        detected = result.boxes.xyxy.cpu().tolist()
+        return [any(iou(d, box) >= YOLO_MATCH_IOU for d in detected) for box in boxes]
+
+
+def check_drift(detector: Detector, source: np.ndarray, translated: np.ndarray, boxes: Sequence[Box]) -> DriftReport:
     """The detector's view of ``boxes`` in the source image and in its translation (same size)."""
     if source.shape != translated.shape:
         raise ValueError(f"translation is {translated.shape}, its source {source.shape}")
-    in_source = [bool(detector.finds(source, (b.x1, b.y1, b.x2, b.y2))) for b in boxes]
-    in_translated = [bool(detector.finds(translated, (b.x1, b.y1, b.x2, b.y2))) for b in boxes]
+    corners = [(b.x1, b.y1, b.x2, b.y2) for b in boxes]
+    in_source = [bool(f) for f in detector.found(source, corners)]
+    in_translated = [bool(f) for f in detector.found(translated, corners)]
     kept = sum(s and t for s, t in zip(in_source, in_translated, strict=True))
     return DriftReport(
         objects=len(boxes),

@@ -56,7 +56,13 @@ class MunitParams(Params):
     style_image: Path | None = Field(
         None, description="Translate with the style of this target-domain image instead of random styles."
     )
-    drift_check: bool = Field(True, description="Look for labelled pedestrians before and after translation (HOG).")
+    drift_check: bool = Field(True, description="Look for the labelled objects before and after translation.")
+    drift_detector: str = Field(
+        "hog",
+        min_length=1,
+        description="'hog' (OpenCV's people detector) or the path of YOLO weights (.pt, e.g. a model the yolo "
+        "evaluator trained) that know drift_class.",
+    )
     drift_class: str = Field("person", min_length=1, description="Class whose boxes the drift check looks for.")
     drop_vanished: bool = Field(
         False, description="Leave out copies in which a pedestrian found in the source vanished."
@@ -68,6 +74,13 @@ class MunitParams(Params):
     def _multiple_of_four(cls, value: int) -> int:
         if value % 4:
             raise ValueError(f"size must be a multiple of 4 (MUNIT downsamples twice), got {value}")
+        return value
+
+    @field_validator("drift_detector")
+    @classmethod
+    def _hog_or_weights(cls, value: str) -> str:
+        if value != "hog" and not value.endswith(".pt"):
+            raise ValueError(f"drift_detector must be 'hog' or a YOLO weights file (.pt), got {value!r}")
         return value
 
     @model_validator(mode="after")
@@ -203,17 +216,13 @@ class MunitGenerator(Generator):
     def generate(self, dataset: Dataset, ctx: StepContext) -> Iterator[Sample]:
         import torch
 
-        from fewgen_munit.drift import HogPeopleDetector, check_drift
+        from fewgen_munit.drift import check_drift
 
         p = self.settings
         if self.trainer is None:
             raise RuntimeError("munit: generate() needs fit() first")
         style_codes = self.style_reference(ctx)
-        detector, drift_class = None, None
-        if p.drift_check and p.drift_class in dataset.classes:
-            detector, drift_class = HogPeopleDetector(), dataset.classes.index(p.drift_class)
-        elif p.drift_check:
-            ctx.log.info("no drift check: the dataset has no class %r", p.drift_class)
+        detector, drift_class = self.drift_detector(dataset, ctx)
         chosen = choose_fraction([s for s in dataset if self.is_source(s)], p.fraction, ctx.rng())
         tally = {
             "translated": 0,
@@ -266,11 +275,36 @@ class MunitGenerator(Generator):
                 )
         if detector is not None:
             ctx.note(
-                f"label drift (HOG, {p.drift_class}): {tally['kept']} of {tally['found_source']} pedestrians found in "
-                f"the sources are found after translation; {tally['vanished_images']} copies lost one"
+                f"label drift ({p.drift_detector}, {p.drift_class}): {tally['kept']} of {tally['found_source']} "
+                f"objects found in the sources are found after translation; {tally['vanished_images']} copies lost one"
                 + (f" ({tally['dropped']} dropped)" if p.drop_vanished else "")
             )
         (ctx.work_dir / "label_drift.json").write_text(json.dumps(tally, indent=2) + "\n", encoding="utf-8")
+
+    def drift_detector(self, dataset: Dataset, ctx: StepContext) -> tuple[Any, int | None]:
+        """The detector of the label-drift check and the class index it checks, or (None, None)."""
+        from fewgen.cache import default_cache_dir
+        from fewgen_munit.drift import HogPeopleDetector, YoloDetector
+
+        p = self.settings
+        if not p.drift_check:
+            return None, None
+        if p.drift_class not in dataset.classes:
+            ctx.log.info("no drift check: the dataset has no class %r", p.drift_class)
+            return None, None
+        drift_class = dataset.classes.index(p.drift_class)
+        if p.drift_detector == "hog":
+            return HogPeopleDetector(), drift_class
+        weights = Path(p.drift_detector).expanduser()
+        if not weights.is_file():
+            raise UsageError(f"step {ctx.step!r}: drift_detector {weights} does not exist (relative to {Path.cwd()})")
+        try:
+            # The same ultralytics settings folder as the yolo evaluator's, so its font is fetched once.
+            return YoloDetector(weights, p.drift_class, default_cache_dir() / "ultralytics"), drift_class
+        except ImportError:
+            raise UsageError(f"step {ctx.step!r}: a YOLO drift_detector needs the fewgen-yolo plugin") from None
+        except ValueError as exc:
+            raise UsageError(f"step {ctx.step!r}: {exc}") from None
 
     def style_reference(self, ctx: StepContext) -> torch.Tensor | None:
         """The reference image as a (1, 3, h, w) tensor in [-1, 1] at the training scale, or None."""

@@ -66,3 +66,42 @@ def test_objects_never_found_in_the_source_cannot_vanish(bus: np.ndarray, detect
     assert (report.objects, report.found_source, report.vanished) == (1, 0, False)
     with pytest.raises(ValueError, match="translation is"):
         check_drift(detector, bus, bus[:10], [])
+
+
+@pytest.fixture(scope="module")
+def yolo_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained YOLO11n whose classes are person and car, saved as a weights file (nothing downloaded)."""
+    training = pytest.importorskip("fewgen_yolo.training")
+    folder = tmp_path_factory.mktemp("yolo")
+    ultralytics = training.prepare_ultralytics(folder / "config")
+    model = ultralytics.YOLO("yolo11n.yaml")
+    model.model.names = {index: str(index) for index in range(80)} | {0: "person", 1: "car"}
+    model.save(folder / "two_classes.pt")
+    return folder / "two_classes.pt"
+
+
+def test_a_yolo_model_checks_its_class_by_box_overlap(yolo_weights: Path, tmp_path: Path) -> None:
+    import torch
+    from fewgen_munit.drift import YoloDetector
+
+    detector = YoloDetector(yolo_weights, "car", tmp_path / "config")
+    assert detector.class_index == 1
+
+    class Result:  # what ultralytics returns, reduced to the detections' pixel boxes
+        boxes = type("Boxes", (), {"xyxy": torch.tensor([[10.0, 10.0, 50.0, 40.0]])})()
+
+    detector.model.predict = lambda image, **options: [Result()]
+    image = np.zeros((60, 80, 3), np.uint8)
+    assert detector.found(image, [(12.0, 10.0, 50.0, 42.0), (60.0, 0.0, 80.0, 20.0)]) == [True, False]
+    assert detector.found(image, []) == []
+    with pytest.raises(ValueError, match="no class 'bicycle'"):
+        YoloDetector(yolo_weights, "bicycle", tmp_path / "config")
+
+
+def test_an_untrained_yolo_model_finds_nothing_so_nothing_vanishes(yolo_weights: Path, tmp_path: Path) -> None:
+    from fewgen_munit.drift import YoloDetector
+
+    detector = YoloDetector(yolo_weights, "person", tmp_path / "config")
+    image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    report = check_drift(detector, image, image, [Box(0, 4.0, 4.0, 30.0, 60.0)])
+    assert (report.objects, report.found_source, report.vanished) == (1, 0, False)

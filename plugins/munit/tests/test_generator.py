@@ -140,6 +140,7 @@ def test_drop_vanished_leaves_out_copies_that_lost_a_pedestrian(
         ({"styles": 2, "style_image": "x.png"}, "leave styles at 1"),
         ({"source_domain": "night"}, "must differ"),
         ({"preset": "huge"}, "preset"),
+        ({"drift_detector": "yolo"}, "'hog' or a YOLO weights file"),
     ],
 )
 def test_invalid_params_are_rejected(params: dict[str, Any], message: str) -> None:
@@ -156,6 +157,8 @@ def test_missing_target_images_are_usage_errors(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(UsageError, match="no images"):
         run(dataset, tmp_path, target_images=tmp_path / "empty", **QUICK)
+    with pytest.raises(UsageError, match=r"drift_detector .*absent\.pt does not exist"):
+        run(dataset, tmp_path, target_images=night_folder(tmp_path / "n"), drift_detector="absent.pt", **QUICK)
     with pytest.raises(UsageError, match="at least 64 for paper"):
         run(dataset, tmp_path, target_images=night_folder(tmp_path / "n"), preset="paper", size=32, iterations=1)
 
