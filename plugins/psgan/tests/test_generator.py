@@ -1,0 +1,125 @@
+"""The ``psgan`` recipe step: parameters, the step through fewgen's engine, and clean errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fewgen_psgan.generator import PsganGenerator, PsganParams
+from fewgen_psgan.placement import intersects
+from pydantic import ValidationError
+
+from fewgen.cache import StepCache
+from fewgen.dataset import Dataset
+from fewgen.engine import Engine
+from fewgen.errors import UsageError
+from fewgen.imageio import load_rgb
+from fewgen.plugins import load_registry
+from fewgen.recipe import load_recipe
+from fewgen.testing import make_context
+
+Street = Callable[..., Dataset]
+
+RECIPE = """\
+name: psgan_tiny
+seed: 3
+device: cpu
+dataset:
+  format: fewgen
+  root: data
+steps:
+  - name: paint
+    generator: psgan
+    params: {PARAMS}
+output:
+  format: fewgen
+"""
+FAST = "class: person, preset: tiny, iterations: 2, minutes: null, min_height: 10, min_pairs: 4, per_image: 2"
+
+
+@pytest.fixture(autouse=True)
+def only_needed_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Importing every installed plugin (detectors, review tools) costs seconds and tests nothing here.
+    monkeypatch.setenv("FEWGEN_LOAD_PLUGINS", "psgan,fewgen.formats")
+
+
+def run_recipe(tmp_path: Path, params: str, out: str = "out"):
+    """Runs the recipe with a cache of its own per output folder, so every run really runs the step."""
+    registry = load_registry()
+    (tmp_path / "recipe.yaml").write_text(RECIPE.replace("PARAMS", params))
+    loaded = load_recipe(tmp_path / "recipe.yaml", registry)
+    engine = Engine(registry, cache=StepCache(tmp_path / f"cache-{out}"), show_progress=False, echo=lambda _: None)
+    return engine.run(loaded, tmp_path / out)
+
+
+def test_the_step_adds_painted_copies_with_new_boxes_and_provenance(tmp_path: Path, make_street: Street) -> None:
+    source = make_street(tmp_path / "data", count=6)
+    result = run_recipe(tmp_path, FAST)
+    real = {s.id: s for s in source}
+    synthetic = [s for s in result.dataset if s.is_synthetic]
+    assert len(synthetic) == 5  # every training image (the sixth is val)
+    for sample in synthetic:
+        parent = real[sample.provenance.parent]
+        assert sample.id == f"paint/{parent.id}" and sample.split == parent.split == "train"
+        assert (sample.provenance.generator, sample.provenance.step) == ("psgan", "paint")
+        assert sample.boxes[: len(parent.boxes)] == parent.boxes  # old boxes unchanged
+        new = sample.boxes[len(parent.boxes) :]
+        assert 1 <= len(new) <= 2 and all(box.cls == 0 for box in new)
+        assert all(not intersects(a, b) for a in new for b in parent.boxes)
+        assert sample.attributes["paint"]["inserted"] == [
+            [0, *(round(v, 2) for v in (b.x1, b.y1, b.x2, b.y2))] for b in new
+        ]
+        painted, original = load_rgb(sample.image), load_rgb(parent.image)
+        for box in parent.boxes:  # existing objects keep their pixels
+            x1, y1, x2, y2 = (round(v) for v in (box.x1, box.y1, box.x2, box.y2))
+            assert (painted[y1:y2, x1:x2] == original[y1:y2, x1:x2]).all()
+        assert (painted != original).any()
+    step = result.manifest["steps"][0]
+    assert step["new_samples"] == 5 and step["params"]["class_"] == "person"
+    model = next((tmp_path / "cache-out").rglob("training.json"))
+    assert json.loads(model.read_text())["training"]["iterations"] == 2
+
+
+def test_the_same_seed_paints_the_same_images(tmp_path: Path, make_street: Street) -> None:
+    make_street(tmp_path / "data", count=3)
+    first = run_recipe(tmp_path, FAST, "first")
+    second = run_recipe(tmp_path, FAST, "second")
+    assert not second.manifest["steps"][0]["timing"]["cached"]
+    pairs = zip(sorted(first.dataset, key=lambda s: s.id), sorted(second.dataset, key=lambda s: s.id), strict=True)
+    for a, b in pairs:
+        assert a.boxes == b.boxes and a.image.read_bytes() == b.image.read_bytes()
+
+
+def test_class_by_id_or_name_and_the_class_keyword() -> None:
+    assert PsganParams.model_validate({"class": 1}).class_ == 1
+    assert PsganParams.model_validate({"class_": "car"}).class_ == "car"  # as the manifest records it
+    with pytest.raises(ValidationError, match="unknown preset 'huge'"):
+        PsganParams.model_validate({"preset": "huge"})
+    with pytest.raises(ValidationError, match="needs an end"):
+        PsganParams.model_validate({"minutes": None})
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        PsganParams.model_validate({"clas": 0})
+
+
+def fit(dataset: Dataset, tmp_path: Path, **params: object) -> None:
+    generator = PsganGenerator(PsganParams.model_validate({"preset": "tiny", "iterations": 1, **params}))
+    generator.fit(dataset, make_context(tmp_path))
+
+
+def test_a_class_without_boxes_is_a_clean_error(tmp_path: Path, make_street: Street) -> None:
+    dataset = make_street(tmp_path / "data", count=2)
+    dataset.classes.append("bicycle")
+    with pytest.raises(UsageError, match=r"no real sample .* box of class 'bicycle'"):
+        fit(dataset, tmp_path, **{"class": "bicycle"})
+    with pytest.raises(UsageError, match=r"no real sample .* class '7'"):
+        fit(dataset, tmp_path, **{"class": 7})
+    with pytest.raises(UsageError, match="'truck' is not a class of the dataset"):
+        fit(dataset, tmp_path, **{"class": "truck"})
+
+
+def test_too_few_boxes_to_train_is_a_clean_error(tmp_path: Path, make_street: Street) -> None:
+    dataset = make_street(tmp_path / "data", count=2)
+    with pytest.raises(UsageError, match=r"2 usable boxes of class 'person' to train on, fewer than min_pairs 8"):
+        fit(dataset, tmp_path, min_height=20)

@@ -1,0 +1,79 @@
+"""Realism checks: SSIM, box fidelity, IoU, and the HOG detector's hit test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from fewgen_psgan.realism import box_fidelity, box_region, hog_detected, iou, nearest_heights, ssim
+
+from fewgen.dataset import Box
+
+
+def test_ssim_of_an_image_with_itself_is_one_and_falls_with_noise() -> None:
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(3, 32, 32, generator=generator)
+    assert ssim(image, image) == pytest.approx(1.0)
+    scores = [
+        ssim(image, (image + s * torch.randn(3, 32, 32, generator=generator)).clamp(0, 1)) for s in (0.05, 0.2, 0.5)
+    ]
+    assert 1 > scores[0] > scores[1] > scores[2]
+    with pytest.raises(ValueError, match="at least 11"):
+        ssim(torch.zeros(3, 8, 20), torch.zeros(3, 8, 20))
+
+
+def test_ssim_matches_scikit_image() -> None:
+    metrics = pytest.importorskip("skimage.metrics")
+    rng = np.random.default_rng(1)
+    a = rng.random((24, 30, 3))
+    b = np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1)
+    expected = metrics.structural_similarity(
+        a, b, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0
+    )
+    got = ssim(torch.from_numpy(a).permute(2, 0, 1), torch.from_numpy(b).permute(2, 0, 1))
+    assert got == pytest.approx(expected, abs=1e-6)
+
+
+def test_box_fidelity_measures_inside_the_boxes_only() -> None:
+    real = torch.zeros(2, 3, 32, 32)
+    fake = real.clone()
+    fake[:, :, :, 20:] = 1  # a difference outside both boxes
+    fake[1, :, 2:14, 2:14] = 0.5  # half a unit of [-1, 1] = a quarter of [0, 1]
+    result = box_fidelity(fake, real, torch.tensor([[2, 2, 14, 14], [2, 2, 14, 14]]))
+    assert result["boxes"] == 2 and result["ssim_boxes"] == 2
+    assert result["l1"] == pytest.approx(0.125)
+    assert result["ssim"] < 1
+
+
+def test_iou_and_nearest_heights() -> None:
+    assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(1 / 3)
+    assert iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
+    assert nearest_heights([10, 52, 100], [50, 12, 90]) == [1, 0, 2]
+
+
+def test_the_region_puts_the_box_96_pixels_high_in_the_middle() -> None:
+    image = np.zeros((100, 100, 3), np.uint8)
+    region, target = box_region(image, Box(0, 40, 20, 52, 44))  # 24 px high: scaled by 4
+    assert target[3] - target[1] == pytest.approx(96)
+    assert target[2] - target[0] == pytest.approx(48)
+    assert region.shape[0] >= 128 + 16 and region.shape[1] >= 64 + 16
+
+
+def draw_person(image: np.ndarray, x: int, y: int, height: int) -> None:
+    """A dark upright silhouette: head, torso, two legs, on a light background."""
+    unit = height // 8
+    cx = x + 2 * unit
+    image[y : y + unit, cx - unit // 2 : cx + unit // 2 + 1] = 30  # head
+    image[y + unit : y + 4 * unit, cx - unit : cx + unit + 1] = 30  # torso
+    image[y + 4 * unit : y + 8 * unit, cx - unit : cx - unit // 4] = 30  # legs
+    image[y + 4 * unit : y + 8 * unit, cx + unit // 4 + 1 : cx + unit + 1] = 30
+
+
+def test_hog_detection_runs_on_synthetic_images() -> None:
+    image = np.full((160, 200, 3), 200, np.uint8)
+    draw_person(image, 60, 20, 96)
+    person = Box(0, 60, 20, 92, 116)
+    empty = Box(0, 150, 20, 182, 116)
+    found = hog_detected(image, [person, empty])
+    assert found[1] is False  # nothing in a blank area
+    assert isinstance(found[0], bool)

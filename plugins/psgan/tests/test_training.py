@@ -1,0 +1,106 @@
+"""The training loop: image pool, schedule, stopping rules, safe checkpoints and exact resumption."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from fewgen_psgan.training import ImagePool, OptimConfig, PsganTrainer
+
+SIZE = 64
+
+
+def sampler(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two windows with boxes of different sizes, drawn from the trainer's generator."""
+    targets = torch.rand(2, 3, SIZE, SIZE, generator=generator) * 2 - 1
+    boxes = torch.tensor([[10, 5, 30, 50], [40, 20, 56, 44]])
+    inputs = targets.clone()
+    for image, (x1, y1, x2, y2) in zip(inputs, boxes.tolist(), strict=True):
+        image[:, y1:y2, x1:x2] = torch.rand(3, y2 - y1, x2 - x1, generator=generator) * 2 - 1
+    return inputs, targets, boxes
+
+
+def test_pool_stores_until_full_then_swaps_half_the_time() -> None:
+    pool = ImagePool(3)
+    generator = torch.Generator().manual_seed(0)
+    first = torch.arange(3.0)[:, None]
+    assert torch.equal(pool.query(first, generator), first)  # filling: every image comes straight back
+    returned = torch.cat([pool.query(torch.tensor([[10.0 + i]]), generator) for i in range(200)])[:, 0]
+    new = 10 + torch.arange(200.0)
+    assert bool((returned <= new).all())  # each image comes back itself or as an older one
+    assert 70 < int((returned == new).sum()) < 130  # itself about half the time
+    assert len(pool.images) == 3
+    assert torch.equal(ImagePool(0).query(first, generator), first)
+
+
+def test_pool_swap_returns_an_old_image_and_keeps_the_new_one() -> None:
+    pool = ImagePool(1)
+    generator = torch.Generator().manual_seed(1)
+    pool.query(torch.tensor([[1.0]]), generator)
+    outputs = [float(pool.query(torch.tensor([[2.0 + i]]), generator)) for i in range(20)]
+    stored = [1.0]
+    for i, out in enumerate(outputs):
+        new = 2.0 + i
+        if out != new:  # a swap: the stored image comes back and the new one takes its place
+            assert out == stored[0]
+            stored[0] = new
+    assert float(pool.images[0][0]) == stored[0]
+
+
+def test_learning_rate_is_constant_then_decays_linearly_to_zero() -> None:
+    trainer = PsganTrainer("tiny", seed=0, optim=OptimConfig(decay_start=0.5))
+    rates = []
+    for done in (0.0, 0.25, 0.5, 0.75, 1.0):
+        trainer.set_lr(done)
+        rates.append([g["lr"] for opt in trainer.optimizers for g in opt.param_groups])
+    assert rates == [[pytest.approx(r)] * 3 for r in (2e-4, 2e-4, 2e-4, 1e-4, 0.0)]
+    assert trainer.gen_opt.defaults["betas"] == (0.5, 0.999)
+
+
+def test_fit_runs_iterations_and_reports() -> None:
+    summary = PsganTrainer("tiny", seed=0).fit(sampler, iterations=2)
+    assert (summary.iterations, summary.session_iterations, summary.stopped_by) == (2, 2, "iterations")
+    assert {"gan_image", "l1", "gan_person", "gen_total", "dis_image", "dis_person", "lr"} <= set(summary.final_losses)
+    terms = summary.final_losses
+    assert terms["gen_total"] == pytest.approx(terms["gan_image"] + 100 * terms["l1"] + terms["gan_person"], rel=1e-4)
+
+
+def test_a_minutes_budget_stops_training() -> None:
+    summary = PsganTrainer("tiny", seed=0).fit(sampler, minutes=1e-6)
+    assert summary.stopped_by == "minutes" and summary.iterations <= 1
+
+
+def test_two_then_one_resumed_iteration_equals_three(tmp_path: Path) -> None:
+    straight = PsganTrainer("tiny", seed=3)
+    straight.fit(sampler, iterations=3)
+
+    checkpoint = tmp_path / "psgan.pt"
+    PsganTrainer("tiny", seed=3).fit(sampler, iterations=2, checkpoint=checkpoint)
+    torch.rand(5)  # whatever runs between sessions must not matter: the checkpoint restores the global generator
+    resumed = PsganTrainer("tiny", seed=3)
+    summary = resumed.fit(sampler, iterations=3, checkpoint=checkpoint)
+    assert (summary.resumed_from, summary.iterations, summary.session_iterations) == (2, 3, 1)
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    for a, b in zip(straight.pool.images, resumed.pool.images, strict=True):
+        assert torch.equal(a, b)
+    assert (
+        straight.optimizers[0].state_dict()["state"][0]["step"]
+        == resumed.optimizers[0].state_dict()["state"][0]["step"]
+    )
+
+
+def test_checkpoints_are_atomic_weights_only_and_tied_to_their_settings(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "psgan.pt"
+    PsganTrainer("tiny", seed=0).fit(sampler, iterations=1, checkpoint=checkpoint)
+    payload = torch.load(checkpoint, weights_only=True)  # raises if anything but tensors and plain data is inside
+    assert payload["iteration"] == 1 and len(payload["pool"]) == 2
+    assert not list(tmp_path.glob(".*partial"))
+    with pytest.raises(ValueError, match="other settings"):
+        PsganTrainer("tiny", seed=1).fit(sampler, iterations=2, checkpoint=checkpoint)
+
+
+def test_fit_needs_an_end() -> None:
+    with pytest.raises(ValueError, match="needs an end"):
+        PsganTrainer("tiny").fit(sampler)
