@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Render ``datasets/street_sample``: procedural daytime street scenes with labelled pedestrians and cars.
+"""Render ``datasets/street_sample``: procedural street scenes with labelled pedestrians and cars.
 
 Only numpy and Pillow are used and every random choice comes from a seeded generator,
 so running the script again writes the same files. A pinhole camera looks down a
@@ -11,8 +11,14 @@ noised and JPEG-compressed like a frame from a small camera.
 Boxes come from an id buffer written while drawing, so a box covers exactly the part
 of an object that is visible in the image.
 
+With ``--night`` the same scene code is lit as at night (``datasets/street_night_sample``):
+a dark sky, street lamps, lit windows and shops, head and tail lights, a dim blue ambient
+light and a noisier, lower exposure. Night scenes use their own scene seeds, and every
+night-only choice comes from a second generator, so day scenes are unchanged by it.
+
     python datasets/make_street_sample.py               # rewrites datasets/street_sample/
     python datasets/make_street_sample.py --out /tmp/x  # somewhere else
+    python datasets/make_street_sample.py --night       # rewrites datasets/street_night_sample/
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import argparse
 import math
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +45,13 @@ MIN_BOX_PX = 4
 MIN_VISIBLE_SHARE = 0.35
 NEAR_PLANE_M = 0.4
 MAX_LAYOUT_TRIES = 60
+# Night scenes: other scene seeds than the day set's (the two domains are unpaired), and a
+# second stream for night-only choices, so the day renderer's draws never change.
+NIGHT_SEED = 20240921
+NIGHT_LIGHTS_STREAM = 1
+NIGHT_SPLIT_SIZES = {"train": 48, "test": 16}
+# Lights are brighter than an 8-bit layer holds: emission is stored divided by this.
+EMISSION_RANGE = 8.0
 
 Color = tuple[float, float, float]
 Point = tuple[float, float]
@@ -244,17 +257,33 @@ class Layer:
         self.alpha = Image.new("L", size)
         self._color = ImageDraw.Draw(self.color)
         self._alpha = ImageDraw.Draw(self.alpha)
+        # Light the layer gives off (lamps, lit windows), added after the scene is lit; made
+        # on the first glowing shape, so layers without lights cost nothing.
+        self.emission: Image.Image | None = None
+        self._emission: ImageDraw.ImageDraw | None = None
 
-    def polygon(self, points: Sequence[Point], color: Color) -> None:
+    def _emit(self, glow: Color | None) -> ImageDraw.ImageDraw | None:
+        if glow is not None and self._emission is None:
+            self.emission = Image.new("RGB", self.color.size)
+            self._emission = ImageDraw.Draw(self.emission)
+        return self._emission
+
+    def polygon(self, points: Sequence[Point], color: Color, glow: Color | None = None) -> None:
+        """Fill ``points`` with ``color``; ``glow`` (0 to 255 * EMISSION_RANGE) is light it emits."""
         if len(points) >= 3:
             self._color.polygon(list(points), fill=as_rgb(color))
             self._alpha.polygon(list(points), fill=255)
+            # A dark shape over a glowing one (a window frame over its pane) hides the glow too.
+            if (emission := self._emit(glow)) is not None:
+                emission.polygon(list(points), fill=as_rgb(scaled(glow or (0, 0, 0), 1 / EMISSION_RANGE)))
 
-    def ellipse(self, center: Point, rx: float, ry: float, color: Color) -> None:
+    def ellipse(self, center: Point, rx: float, ry: float, color: Color, glow: Color | None = None) -> None:
         box = (center[0] - rx, center[1] - ry, center[0] + rx, center[1] + ry)
         if box[2] > box[0] and box[3] > box[1]:
             self._color.ellipse(box, fill=as_rgb(color))
             self._alpha.ellipse(box, fill=255)
+            if (emission := self._emit(glow)) is not None:
+                emission.ellipse(box, fill=as_rgb(scaled(glow or (0, 0, 0), 1 / EMISSION_RANGE)))
 
     def limb(self, p0: Point, p1: Point, w0: float, w1: float, color: Color) -> None:
         """A tapered capsule from ``p0`` (width ``w0``) to ``p1`` (width ``w1``)."""
@@ -277,11 +306,14 @@ class Layer:
 class Canvas:
     """The supersampled frame: colour, per-pixel depth (for haze) and the id of the object drawn last."""
 
-    def __init__(self, rng: np.random.Generator):
+    def __init__(self, rng: np.random.Generator, night: bool = False):
         self.width, self.height = WIDTH * SUPERSAMPLE, HEIGHT * SUPERSAMPLE
         self.rgb = np.zeros((self.height, self.width, 3), np.float32)
         self.depth = np.full((self.height, self.width), np.inf, np.float32)
         self.ids = np.zeros((self.height, self.width), np.int16)
+        # Emitted light, kept apart from ``rgb`` (reflected colour) so night lighting can scale
+        # one and not the other; by day nothing glows and there is no buffer.
+        self.emit = np.zeros((self.height, self.width, 3), np.float32) if night else None
         fine = rng.standard_normal((self.height, self.width)).astype(np.float32)
         coarse = np.asarray(
             Image.fromarray(rng.standard_normal((self.height // 8, self.width // 8)).astype(np.float32)).resize(
@@ -323,6 +355,9 @@ class Canvas:
         if texture:
             color = color * (1 + texture * self.grain[region])[..., None]
         self.rgb[region] = self.rgb[region] * (1 - alpha) + color * alpha
+        if self.emit is not None:
+            glow = 0.0 if layer.emission is None else np.asarray(layer.emission.crop(box), np.float32) * EMISSION_RANGE
+            self.emit[region] = self.emit[region] * (1 - alpha) + glow * alpha
         covered = alpha[..., 0] > 0.5
         self.depth[region][covered] = depth[region][covered] if isinstance(depth, np.ndarray) else depth
         self.ids[region][covered] = object_id
@@ -361,6 +396,66 @@ class Lighting:
         return 1.0 if self.shadow_dir[0] > 0 else -1.0
 
 
+@dataclass(frozen=True)
+class Light:
+    """A point light at night; ``color`` is the light's strength per channel at 1 m."""
+
+    position: Point3
+    color: Color
+    direction: Point3 | None = None  # unit vector the light points along; None shines all round
+    focus: float = 0.0  # how tightly it points: the power of the cosine off ``direction``
+
+
+@dataclass
+class Night:
+    """What lights a night scene; ``rng`` makes every night-only choice, so day draws stay as they are."""
+
+    rng: np.random.Generator
+    ambient: Color  # moon and sky glow, as a multiplier of the daylight colours
+    lamp: Color  # street lamp strength per channel
+    lamp_glow: Color  # colour of the lamp heads themselves
+    window_share: float  # share of windows with the light on
+    sky_top: Color
+    sky_horizon: Color
+    cloud: Color  # clouds lit from below by the town
+    lights: list[Light] = field(default_factory=list)
+
+
+WINDOW_LIGHTS: list[Color] = [(255, 196, 120), (255, 214, 160), (240, 226, 200), (255, 180, 100), (150, 176, 255)]
+
+
+def window_glow(night: Night, curtains: bool) -> Color | None:
+    """The light a window gives off at night, or None when it is dark inside."""
+    if night.rng.random() >= night.window_share:
+        return None
+    # Mostly warm room light; now and then the blue of a screen. Curtains dim and warm it.
+    color = jittered(night.rng, WINDOW_LIGHTS[night.rng.integers(len(WINDOW_LIGHTS))], 0.1)
+    strength = night.rng.uniform(0.45, 1.0) * (0.6 if curtains else 1.0)
+    return scaled(color, strength)
+
+
+def plan_night(rng: np.random.Generator) -> Night:
+    sodium = rng.random() < 0.45  # older orange sodium lamps, or white LED ones
+    lamp_color = (1.0, 0.72, 0.42) if sodium else (0.92, 0.95, 1.0)
+    power = rng.uniform(45, 70)
+    moon = rng.uniform(0.8, 1.25)
+    glow = rng.uniform(0.0, 1.0)  # how much the town lights the low sky orange
+    return Night(
+        rng=rng,
+        ambient=(0.07 * moon, 0.095 * moon, 0.19 * moon),
+        lamp=scaled(lamp_color, power),
+        lamp_glow=scaled(mixed(lamp_color, (1.0, 1.0, 1.0), 0.45), 2000),
+        window_share=rng.uniform(0.2, 0.45),
+        sky_top=jittered(rng, (5, 8, 22), 0.15),
+        sky_horizon=jittered(rng, mixed((22, 28, 52), (58, 44, 42), glow), 0.1),
+        cloud=jittered(rng, mixed((34, 36, 48), (70, 54, 50), glow), 0.1),
+    )
+
+
+# Night scenes draw with flat light: no sun, only a little more on surfaces facing the sky.
+NIGHT_LIGHTING = Lighting(False, (0.0, 1.0), 0.0, (0.0, 1.0, 0.0), 0.85, 0.15, (1.0, 1.0, 1.0))
+
+
 @dataclass
 class Scene:
     camera: Camera
@@ -370,6 +465,7 @@ class Scene:
     sky_horizon: Color
     visibility_m: float
     building_shadows: list[list[Point]]
+    night: Night | None = None
 
     def in_shade(self, x: float, z: float) -> bool:
         return any(inside_polygon(x, z, polygon) for polygon in self.building_shadows)
@@ -420,6 +516,11 @@ def paint_sky(canvas: Canvas, scene: Scene, rng: np.random.Generator) -> None:
     amount = smoothstep(cover, cover + 0.18, density) * np.exp(-distance / 30000.0)
     thickness = smoothstep(cover + 0.12, cover + 0.45, density)
     white = np.array((246, 246, 248), np.float32) if scene.lighting.sunny else np.array((214, 216, 220), np.float32)
+    if scene.night is not None:
+        # At night clouds are faint, lit from below by the town, and darker where thick.
+        white = np.array(scene.night.cloud, np.float32)
+        amount = amount * 0.55
+        thickness = thickness * 1.6
     cloud = white * (1 - 0.28 * thickness)[..., None]
     sky = sky * (1 - amount[..., None]) + cloud * amount[..., None]
     canvas.rgb[:] = sky
@@ -595,10 +696,12 @@ def draw_building(canvas: Canvas, scene: Scene, building: Building, rng: np.rand
                 glass = mixed(glass_base, scene.sky_top, 0.5)  # sky reflected
             else:
                 glass = jittered(rng, glass_base, 0.15)
+            glow = None if scene.night is None else window_glow(scene.night, curtains=roll < 0.15)
             # Glass shows reflections, not the sunlight on the wall: undo the facade's lighting factor.
             details.polygon(
                 cam.polygon([(x, sill, a), (x, sill, b), (x, sill + wh, b), (x, sill + wh, a)]),
                 scaled(glass, 1 / facing),
+                glow,
             )
             if centre < 40:
                 mullion = scaled(frame, 0.9)
@@ -616,8 +719,14 @@ def draw_building(canvas: Canvas, scene: Scene, building: Building, rng: np.rand
                 )
     if building.shop:
         sign = jittered(rng, AWNING_COLORS[rng.integers(len(AWNING_COLORS))], 0.2)
+        night = scene.night
+        # At night most shops are lit: a backlit sign and bright windows that light the pavement.
+        shop_lit = night is not None and night.rng.random() < 0.6
+        shop_light = jittered(night.rng, (250, 214, 160), 0.12) if night is not None else (0.0, 0.0, 0.0)
         details.polygon(
-            cam.polygon([(x, 2.9, z0 + 0.4), (x, 2.9, z1 - 0.4), (x, 3.4, z1 - 0.4), (x, 3.4, z0 + 0.4)]), sign
+            cam.polygon([(x, 2.9, z0 + 0.4), (x, 2.9, z1 - 0.4), (x, 3.4, z1 - 0.4), (x, 3.4, z0 + 0.4)]),
+            sign,
+            scaled(mixed(sign, (255, 255, 255), 0.3), 1.4) if shop_lit else None,
         )
         pane = rng.uniform(2.0, 3.2)
         start = z0 + 0.6
@@ -626,7 +735,25 @@ def draw_building(canvas: Canvas, scene: Scene, building: Building, rng: np.rand
                 details.polygon(
                     cam.polygon([(x, 0.35, start), (x, 0.35, start + pane), (x, 2.7, start + pane), (x, 2.7, start)]),
                     scaled(mixed((28, 32, 38), scene.sky_horizon, rng.uniform(0.05, 0.3)), 1 / facing),
+                    scaled(shop_light, night.rng.uniform(0.25, 0.42)) if shop_lit and night else None,
                 )
+                if shop_lit and night is not None:
+                    # The display below the pane is darker than the lit room behind it.
+                    details.polygon(
+                        cam.polygon(
+                            [(x, 0.35, start), (x, 0.35, start + pane), (x, 1.0, start + pane), (x, 1.0, start)]
+                        ),
+                        (20, 20, 22),
+                        scaled(shop_light, night.rng.uniform(0.08, 0.2)),
+                    )
+                    night.lights.append(
+                        Light(
+                            (x - building.side * 0.3, 1.5, start + pane / 2),
+                            scaled(shop_light, 0.9 * pane / 255),
+                            (-float(building.side), -0.25, 0.0),
+                            1.0,
+                        )
+                    )
             start += pane + 0.3
     canvas.composite(details, depth, light=facing, texture=0.03)
 
@@ -658,6 +785,19 @@ def draw_far_end(canvas: Canvas, scene: Scene, end: float, rng: np.random.Genera
         layer.polygon(
             cam.polygon([(x, 0, end), (x + width, 0, end), (x + width, height, end), (x, height, end)]), color
         )
+        if scene.night is not None:
+            # Distant blocks are dark shapes at night, dotted with a few lit windows.
+            for floor in range(int((height - 1.5) // 3.2)):
+                for column in range(int((width - 1.0) // 2.6)):
+                    if scene.night.rng.random() < scene.night.window_share * 0.8:
+                        wx, wy = x + 1.0 + column * 2.6, 1.2 + floor * 3.2
+                        layer.polygon(
+                            cam.polygon(
+                                [(wx, wy, end), (wx + 1.2, wy, end), (wx + 1.2, wy + 1.5, end), (wx, wy + 1.5, end)]
+                            ),
+                            (30, 30, 34),
+                            window_glow(scene.night, curtains=False),
+                        )
         canvas.composite(layer, end, light=scene.lighting.on((0.0, 0.0, -1.0)), texture=0.03)
         x += width
 
@@ -764,7 +904,13 @@ class Pole(Drawable):
             arm_end = cam.project(self.x + reach, 7.1, self.z)
             layer.limb(top, arm_end, 0.08 * ppm, 0.08 * ppm, metal)
             head = cam.project(self.x + reach, 7.0, self.z)
+            night = scene.night
             layer.ellipse(head, 0.35 * ppm, 0.1 * ppm, scaled(metal, 0.7))
+            if night is not None:
+                # The lamp's lens under the head: what glows, and where its light comes from.
+                lens = cam.project(self.x + reach, 6.93, self.z)
+                layer.ellipse(lens, 0.36 * ppm, 0.08 * ppm, (250, 240, 220), night.lamp_glow)
+                night.lights.append(Light((self.x + reach, 6.85, self.z), night.lamp, (0.0, -1.0, 0.0), 4.0))
         else:
             top = cam.project(self.x, 2.6, self.z)
             layer.limb(base, top, 0.07 * ppm, 0.07 * ppm, (150, 152, 156))
@@ -806,6 +952,7 @@ class Car(Drawable):
     profile: tuple[float, float, float, float]  # cabin: near bottom, near top, far top, far bottom offsets
     color: Color
     facing_away: bool
+    parked: bool = False
     label: int | None = CAR
 
     @property
@@ -976,9 +1123,15 @@ class Car(Drawable):
             cam.polygon([(xl, 0.22, zn - 0.02), (xr, 0.22, zn - 0.02), (xr, 0.4, zn - 0.02), (xl, 0.4, zn - 0.02)]),
             scaled(near, 0.55),
         )
+        night = scene.night
+        # Parked cars mostly stand dark at night; driving ones have their lights on.
+        lights_on = night is not None and (not self.parked or night.rng.random() < 0.2)
+        glow: Color | None = None
         if self.facing_away:
             lamp: Color = (176, 26, 28)
             lamp_rows, plate_rows = (belt - 0.25, belt - 0.08), (0.44, 0.56)
+            if lights_on:
+                glow = (420, 36, 30)
         else:
             lamp = (236, 236, 226)
             lamp_rows, plate_rows = (belt - 0.24, belt - 0.12), (0.26, 0.38)
@@ -993,6 +1146,8 @@ class Car(Drawable):
                 ),
                 (30, 30, 32),
             )
+            if lights_on:
+                glow = (2000, 1960, 1820)
         for a, b in ((xl + 0.05, xl + 0.38), (xr - 0.38, xr - 0.05)):
             layer.polygon(
                 cam.polygon(
@@ -1004,7 +1159,14 @@ class Car(Drawable):
                     ]
                 ),
                 lamp,
+                glow,
             )
+            if glow is not None and night is not None:
+                # Headlights throw a beam down the road towards the camera; tail lights a red smear.
+                beam = (3.0, 2.9, 2.7) if not self.facing_away else (0.5, 0.02, 0.01)
+                night.lights.append(
+                    Light(((a + b) / 2, sum(lamp_rows) / 2, zn - 0.1), scaled(beam, 20), (0.0, -0.12, -1.0), 8.0)
+                )
         layer.polygon(
             cam.polygon(
                 [
@@ -1027,7 +1189,7 @@ CAR_SHAPES = {
 }
 
 
-def make_car(rng: np.random.Generator, x: float, z: float, facing_away: bool) -> Car:
+def make_car(rng: np.random.Generator, x: float, z: float, facing_away: bool, parked: bool = False) -> Car:
     kind = ("sedan", "hatchback", "suv")[rng.integers(3)]
     height, belt, (rb, rt, wt, wb) = CAR_SHAPES[kind]
     # Seen from the front the windscreen is the near slope and the rear window the far one.
@@ -1042,6 +1204,7 @@ def make_car(rng: np.random.Generator, x: float, z: float, facing_away: bool) ->
         profile=profile,
         color=jittered(rng, CAR_COLORS[rng.integers(len(CAR_COLORS))], 0.06),
         facing_away=facing_away,
+        parked=parked,
     )
 
 
@@ -1442,7 +1605,7 @@ def place_cars(rng: np.random.Generator, scene: Scene) -> list[Car]:
             side = 1 if rng.random() < 0.5 else -1
             x = side * (street.half_road - 1.2)
             z = rng.uniform(6, 45)
-            car = make_car(rng, x, z, facing_away=bool(rng.random() < 0.6))
+            car = make_car(rng, x, z, facing_away=bool(rng.random() < 0.6), parked=True)
         else:
             lane = int(rng.integers(street.lanes))
             x = -street.half_road + (lane + 0.5) * street.lane_width
@@ -1460,7 +1623,7 @@ def place_cars(rng: np.random.Generator, scene: Scene) -> list[Car]:
     return cars
 
 
-def place_props(rng: np.random.Generator, street: Street, camera: Camera) -> list[Drawable]:
+def place_props(rng: np.random.Generator, street: Street, camera: Camera, night: bool = False) -> list[Drawable]:
     props: list[Drawable] = []
     tree_sides = [s for s in (-1, 1) if rng.random() < 0.55]
     for side in tree_sides:
@@ -1480,7 +1643,9 @@ def place_props(rng: np.random.Generator, street: Street, camera: Camera) -> lis
             )
             z += spacing * rng.uniform(0.9, 1.1)
     for side in (-1, 1):
-        if side in tree_sides and rng.random() < 0.5:
+        # A tree-lined side sometimes has no lamps by day; a street at night is lit on both
+        # sides. ``night`` is tested after the draw, so the day scenes' draws are as before.
+        if side in tree_sides and rng.random() < 0.5 and not night:
             continue
         z = rng.uniform(8, 20)
         while z < 120:
@@ -1495,7 +1660,7 @@ def place_props(rng: np.random.Generator, street: Street, camera: Camera) -> lis
     return [prop for prop in props if abs(prop.x - camera.x) > 1.2]
 
 
-def plan_scene(rng: np.random.Generator) -> tuple[Scene, list[Building], float]:
+def plan_scene(rng: np.random.Generator, night: Night | None = None) -> tuple[Scene, list[Building], float]:
     lanes = int(rng.choice([2, 2, 3, 4]))
     lane_width = rng.uniform(3.0, 3.5)
     half_road = lanes * lane_width / 2
@@ -1519,12 +1684,16 @@ def plan_scene(rng: np.random.Generator) -> tuple[Scene, list[Building], float]:
         ),
     )
     lighting = plan_lighting(rng)
+    if night is not None:
+        lighting = NIGHT_LIGHTING
     if lighting.sunny:
         sky_top = jittered(rng, (64, 118, 196), 0.1)
         sky_horizon = jittered(rng, (184, 206, 230), 0.05)
     else:
         sky_top = jittered(rng, (150, 160, 174), 0.05)
         sky_horizon = jittered(rng, (206, 210, 214), 0.03)
+    if night is not None:
+        sky_top, sky_horizon = night.sky_top, night.sky_horizon
     end = rng.uniform(160, 260)
     buildings = plan_buildings(rng, -1, end) + plan_buildings(rng, 1, end)
     scene = Scene(
@@ -1535,6 +1704,7 @@ def plan_scene(rng: np.random.Generator) -> tuple[Scene, list[Building], float]:
         sky_horizon=sky_horizon,
         visibility_m=rng.uniform(350, 700) if lighting.sunny else rng.uniform(220, 400),
         building_shadows=building_shadows(buildings, street, lighting),
+        night=night,
     )
     return scene, buildings, end
 
@@ -1573,6 +1743,77 @@ def paint_shadows(canvas: Canvas, scene: Scene, objects: list[Drawable]) -> None
     canvas.rgb[:] = np.where(ground, canvas.rgb * factor, canvas.rgb)
 
 
+def blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of a float image (Pillow blurs only 8-bit images), as two matrix products."""
+
+    def kernel(n: int) -> np.ndarray:
+        offsets = np.arange(n, dtype=np.float32)
+        weights = np.exp(-0.5 * ((offsets[:, None] - offsets[None, :]) / sigma) ** 2)
+        return weights / weights.sum(axis=1, keepdims=True)
+
+    rows, cols = kernel(image.shape[0]), kernel(image.shape[1])
+    return np.stack([rows @ image[..., c] @ cols.T for c in range(image.shape[2])], axis=-1)
+
+
+def light_night(canvas: Canvas, scene: Scene) -> None:
+    """Light the drawn scene with the night's lamps, then add what glows and its bloom.
+
+    Every pixel's point in the street comes back from its depth; each light adds its
+    colour with the inverse square of the distance, its cone and the angle it meets the
+    ground at. Surfaces other than the ground get an average angle, as their normals are
+    not kept.
+    """
+    night, cam = scene.night, scene.camera
+    assert night is not None and canvas.emit is not None
+    height, width = canvas.height, canvas.width
+    solid = np.isfinite(canvas.depth)
+    z = np.where(solid, canvas.depth, 1.0)
+    u = np.arange(width, dtype=np.float32)[None, :] + 0.5
+    v = np.arange(height, dtype=np.float32)[:, None] + 0.5
+    x = cam.x + (u - cam.cx) * z / cam.focal
+    y = cam.height - (v - cam.horizon) * z / cam.focal
+    ground = y < 0.05
+    light = np.empty((height, width, 3), np.float32)
+    light[:] = night.ambient
+    for lamp in night.lights:
+        lx, ly, lz = lamp.position
+        # Only where this light adds a visible amount: the box around a sphere of that reach.
+        reach = math.sqrt(max(lamp.color) / 0.01)
+        near, far = max(lz - reach, NEAR_PLANE_M), lz + reach
+        if far <= NEAR_PLANE_M:
+            continue
+        corners = [
+            cam.project(cx, cy, cz)
+            for cx in (lx - reach, lx + reach)
+            for cy in (ly - reach, ly + reach)
+            for cz in (near, far)
+        ]
+        u0 = max(int(min(c[0] for c in corners)), 0)
+        u1 = min(int(max(c[0] for c in corners)) + 1, width)
+        v0 = max(int(min(c[1] for c in corners)), 0)
+        v1 = min(int(max(c[1] for c in corners)) + 1, height)
+        if u0 >= u1 or v0 >= v1:
+            continue
+        box = (slice(v0, v1), slice(u0, u1))
+        dx, dy, dz = x[box] - lx, y[box] - ly, z[box] - lz
+        d2 = dx * dx + dy * dy + dz * dz + 4.0  # softened: no light blows out what it nearly touches
+        d = np.sqrt(d2)
+        strength = 1.0 / d2
+        if lamp.direction is not None:
+            ax, ay, az = lamp.direction
+            strength = strength * np.clip((ax * dx + ay * dy + az * dz) / d, 0, 1) ** lamp.focus
+        # Light meets the ground at -dy/d; walls, cars and people face it at about half strength.
+        strength = strength * np.where(ground[box], np.clip(-dy / d, 0, 1), 0.5)
+        light[box] += strength[..., None] * np.array(lamp.color, np.float32)
+    rgb = np.where(solid[..., None], canvas.rgb * light, canvas.rgb) + canvas.emit
+    # Bloom: lights spill into their surroundings, a small halo and a wide, faint one, and the
+    # brightest (headlights, lamp lenses) glare further.
+    small = canvas.emit.reshape(height // 2, 2, width // 2, 2, 3).mean(axis=(1, 3))
+    glare = np.clip(small - 1000.0, 0, None)
+    halo = 0.32 * blur(small, 2.0) + 0.1 * blur(small, 8.0) + 0.5 * blur(glare, 5.0)
+    canvas.rgb[:] = rgb + np.repeat(np.repeat(halo, 2, axis=0), 2, axis=1)
+
+
 def develop(canvas: Canvas, scene: Scene, rng: np.random.Generator) -> np.ndarray:
     """Haze, lens blur, exposure, vignette and sensor noise: the supersampled scene becomes a camera frame."""
     haze = np.array(scene.sky_horizon, np.float32)
@@ -1594,6 +1835,10 @@ def develop(canvas: Canvas, scene: Scene, rng: np.random.Generator) -> np.ndarra
     luminance = rng.standard_normal((HEIGHT, WIDTH, 1)).astype(np.float32) * sigma
     chroma = rng.standard_normal((HEIGHT, WIDTH, 3)).astype(np.float32) * sigma * 0.4
     frame = frame + (luminance + chroma) * np.sqrt(np.clip(frame, 0.02, 1))
+    if scene.night is not None:
+        # A dark frame is pushed up in gain, so noise, coloured noise most, shows in the shadows.
+        gain = scene.night.rng.uniform(1.6, 2.4)
+        frame = frame + gain * (luminance + 1.5 * chroma) * np.sqrt(np.clip(frame, 0.05, 1))
     return np.clip(np.round(frame * 255), 0, 255).astype(np.uint8)
 
 
@@ -1611,15 +1856,26 @@ class Label:
         return f"{self.cls} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
 
 
-def try_render(rng: np.random.Generator) -> tuple[np.ndarray, list[Label]] | None:
-    """One scene, or None when a labelled object ended up mostly hidden."""
-    scene, buildings, end = plan_scene(rng)
-    props = place_props(rng, scene.street, scene.camera)
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered scene: the camera frame, its labels, and what they came from (for checking them)."""
+
+    frame: np.ndarray
+    labels: list[Label]
+    ids: np.ndarray  # supersampled id buffer: the object drawn last at each pixel, 0 for unlabelled
+    classes: dict[int, int]  # object id -> class, for every labelled object drawn
+
+
+def try_render(rng: np.random.Generator, night_rng: np.random.Generator | None = None) -> Rendered | None:
+    """One scene, or None when a labelled object ended up mostly hidden; lit at night with ``night_rng``."""
+    night = plan_night(night_rng) if night_rng is not None else None
+    scene, buildings, end = plan_scene(rng, night)
+    props = place_props(rng, scene.street, scene.camera, night=night is not None)
     cars = place_cars(rng, scene)
     people = place_people(rng, scene, cars, props)
     if len(people) < 2:
         return None
-    canvas = Canvas(rng)
+    canvas = Canvas(rng, night=night is not None)
     paint_sky(canvas, scene, rng)
     draw_far_end(canvas, scene, end, rng)
     for building in sorted(buildings, key=lambda b: -b.z0):
@@ -1651,54 +1907,77 @@ def try_render(rng: np.random.Generator) -> tuple[np.ndarray, list[Label]] | Non
             labels.append(label)
     if sum(label.cls == PERSON for label in labels) < 2:
         return None
-    return develop(canvas, scene, rng), sorted(labels, key=lambda lb: (lb.cls, lb.x1, lb.y1))
-
-
-def render(index: int) -> tuple[np.ndarray, list[Label]]:
-    rng = np.random.default_rng([SEED, index])
-    for _ in range(MAX_LAYOUT_TRIES):
-        result = try_render(rng)
-        if result is not None:
-            return result
-    raise RuntimeError(f"no acceptable layout for image {index} in {MAX_LAYOUT_TRIES} tries")
-
-
-def data_yaml() -> str:
-    names = "".join(f"  {cls}: {name}\n" for cls, name in CLASS_NAMES.items())
-    return (
-        "# Procedurally generated by datasets/make_street_sample.py; see README.md.\n"
-        "train: images/train\nval: images/val\ntest: images/test\nnames:\n" + names
+    if night is not None:
+        light_night(canvas, scene)
+    return Rendered(
+        develop(canvas, scene, rng),
+        sorted(labels, key=lambda lb: (lb.cls, lb.x1, lb.y1)),
+        canvas.ids,
+        {object_id: cls for object_id, (cls, _) in drawn.items()},
     )
 
 
-def write_dataset(out: Path) -> None:
+def render(index: int, lighting: str = "day") -> tuple[np.ndarray, list[Label]]:
+    """Scene ``index`` of the day set, or with ``lighting="night"`` of the (separately seeded) night set."""
+    result = render_scene(index, lighting)
+    return result.frame, result.labels
+
+
+def render_scene(index: int, lighting: str = "day") -> Rendered:
+    """Like ``render``, with the id buffer the labels were read from."""
+    if lighting == "day":
+        rng, night_rng = np.random.default_rng([SEED, index]), None
+    elif lighting == "night":
+        rng = np.random.default_rng([NIGHT_SEED, index])
+        night_rng = np.random.default_rng([NIGHT_SEED, index, NIGHT_LIGHTS_STREAM])
+    else:
+        raise ValueError(f"lighting is day or night, not {lighting!r}")
+    for _ in range(MAX_LAYOUT_TRIES):
+        result = try_render(rng, night_rng)
+        if result is not None:
+            return result
+    raise RuntimeError(f"no acceptable layout for {lighting} image {index} in {MAX_LAYOUT_TRIES} tries")
+
+
+def data_yaml(splits: Sequence[str] = ("train", "val", "test")) -> str:
+    names = "".join(f"  {cls}: {name}\n" for cls, name in CLASS_NAMES.items())
+    return (
+        "# Procedurally generated by datasets/make_street_sample.py; see README.md.\n"
+        + "".join(f"{split}: images/{split}\n" for split in splits)
+        + "names:\n"
+        + names
+    )
+
+
+def write_dataset(out: Path, lighting: str = "day") -> int:
+    """Write the day or night set to ``out``; returns how many images it wrote."""
+    sizes, prefix = (SPLIT_SIZES, "street") if lighting == "day" else (NIGHT_SPLIT_SIZES, "night")
     for folder in ("images", "labels"):
         shutil.rmtree(out / folder, ignore_errors=True)
     index = 0
-    for split, size in SPLIT_SIZES.items():
+    for split, size in sizes.items():
         (out / "images" / split).mkdir(parents=True)
         (out / "labels" / split).mkdir(parents=True)
         for _ in range(size):
-            frame, labels = render(index)
-            stem = f"street_{index:03d}"
+            frame, labels = render(index, lighting)
+            stem = f"{prefix}_{index:03d}"
             Image.fromarray(frame).save(out / "images" / split / f"{stem}.jpg", quality=JPEG_QUALITY)
             text = "".join(label.yolo_line() + "\n" for label in labels)
             (out / "labels" / split / f"{stem}.txt").write_text(text, encoding="utf-8")
             index += 1
-    (out / "data.yaml").write_text(data_yaml(), encoding="utf-8")
+    (out / "data.yaml").write_text(data_yaml(tuple(sizes)), encoding="utf-8")
+    return index
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path(__file__).resolve().parent / "street_sample",
-        help="dataset folder to (re)write",
-    )
+    parser.add_argument("--night", action="store_true", help="render the night set (street_night_sample)")
+    parser.add_argument("--out", type=Path, help="dataset folder to (re)write; by default the shipped one")
     args = parser.parse_args()
-    write_dataset(args.out)
-    print(f"wrote {sum(SPLIT_SIZES.values())} images to {args.out}")
+    lighting = "night" if args.night else "day"
+    out = args.out or Path(__file__).resolve().parent / ("street_night_sample" if args.night else "street_sample")
+    count = write_dataset(out, lighting)
+    print(f"wrote {count} {lighting} images to {out}")
 
 
 if __name__ == "__main__":
