@@ -58,7 +58,11 @@ def write_synthetic_run(folder: Path, samples: int, boxes_per_sample: int = 4, s
     for model, jitter in (("baseline", 6.0), ("augmented", 3.0)):
         records = []
         for sample in test:
-            shifted = [np.array([b.x1, b.y1, b.x2, b.y2]) + rng.normal(0, jitter, 4) for b in sample.boxes]
+            # Shifted and resized like a detector's guess, but still a box (x2 > x1, y2 > y1).
+            shifted = []
+            for b in sample.boxes:
+                x1, y1 = np.array([b.x1, b.y1]) + rng.normal(0, jitter, 2)
+                shifted.append([x1, y1, x1 + b.width * rng.uniform(0.8, 1.2), y1 + b.height * rng.uniform(0.8, 1.2)])
             records.append(
                 {
                     "sample": sample.id,

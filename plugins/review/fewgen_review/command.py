@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import click
@@ -80,10 +81,16 @@ def review(
 
     session = launch(fo.load_dataset(summary.name), address, port)
     click.echo(f"FiftyOne App: {app_url(address, port)} (Ctrl-C to stop)", color=False)
+    # A supervisor (or a test) stops the App with SIGTERM: the same clean stop as Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         session.wait(-1)
     except KeyboardInterrupt:
         click.echo("App stopped.", err=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _print_list(as_json: bool) -> None:

@@ -50,16 +50,17 @@ def served(finished_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             time.sleep(0.5)
         yield URL_LINE.search(log.read_text())["url"]
     finally:
-        os.killpg(process.pid, signal.SIGINT)
+        os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(30)
+            stopped = process.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            stopped = process.wait()
         deadline = time.monotonic() + 30
         while _port_is_open(port) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert not _port_is_open(port), f"the App still answers on port {port} after fewgen review stopped"
+        assert stopped == 0 and log.read_text().rstrip().endswith("App stopped."), log.read_text()[-2000:]
 
 
 def test_printed_url_answers_get_fiftyone(served: str) -> None:
