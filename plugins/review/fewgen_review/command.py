@@ -73,6 +73,8 @@ def review(
         f"FiftyOne dataset {summary.name!r}: {summary.samples} samples"
         f" ({summary.samples - synthetic} real, {synthetic} synthetic), {summary.boxes} ground-truth boxes"
     )
+    if summary.eval_keys:
+        click.echo(f"  evaluations: {', '.join(summary.eval_keys)}")
     for view, count in summary.views.items():
         click.echo(f"  saved view {view!r}: {count} samples")
     if no_launch:

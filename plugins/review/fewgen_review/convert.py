@@ -59,7 +59,6 @@ class ExportSummary:
     name: str
     samples: int
     boxes: int
-    fields: list[str]
     eval_keys: list[str]
     views: dict[str, int]
     seconds: dict[str, float] = field(default_factory=dict)
@@ -235,10 +234,11 @@ def export_run(
     A dataset of that name exported from the same run folder is replaced; one from another run
     folder (or not from fewgen) is replaced only with ``overwrite``.
     """
-    import fiftyone as fo
 
+    name = name or default_dataset_name(run.path)
     with _quiet_fiftyone():
-        return _export(fo, run, name or default_dataset_name(run.path), overwrite, min_confidence, batch_size, progress)
+        _check_replaceable(name, run, overwrite)
+        return _export(run, name, min_confidence, batch_size, progress)
 
 
 @contextlib.contextmanager
@@ -253,12 +253,10 @@ def _quiet_fiftyone() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _export(
-    fo: Any, run: RunFolder, name: str, overwrite: bool, min_confidence: float, batch_size: int, progress: bool
-) -> ExportSummary:
+def _export(run: RunFolder, name: str, min_confidence: float, batch_size: int, progress: bool) -> ExportSummary:
+    import fiftyone as fo
     from tqdm.auto import tqdm
 
-    _check_replaceable(name, run, overwrite)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     building = f"{name}.partial-{os.getpid()}"
@@ -299,7 +297,6 @@ def _export(
         name=name,
         samples=len(dataset),
         boxes=dataset.count(f"{GT_FIELD}.detections"),
-        fields=sorted(dataset.get_field_schema()),
         eval_keys=keys,
         views=views,
         seconds={key: round(value, 3) for key, value in seconds.items()},

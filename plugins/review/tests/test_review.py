@@ -48,6 +48,7 @@ def test_no_launch_prints_name_and_count_and_holds_every_sample(reviewed: Any, f
         output.splitlines()[0]
         == "FiftyOne dataset 'night-run': 12 samples (8 real, 4 synthetic), 12 ground-truth boxes"
     )
+    assert "  evaluations: eval_detect_augmented, eval_detect_baseline" in output.splitlines()
     assert sorted(by_fewgen_id(dataset)) == sorted(s.id for s in run)
     assert dataset.persistent
 
