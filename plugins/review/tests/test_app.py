@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,11 +27,11 @@ def _port_is_open(port: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def served(finished_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(
+    finished_run: Path, tmp_path_factory: pytest.TempPathFactory, free_port_finder: Callable[[], int]
+) -> Iterator[str]:
     """`fewgen review RUN_DIR --port P` running in its own process group; yields the URL it printed."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port_finder()
     log = tmp_path_factory.mktemp("app") / "review.out"
     fewgen = Path(sys.executable).with_name("fewgen")
     with open(log, "w") as out:
