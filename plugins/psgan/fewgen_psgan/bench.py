@@ -10,8 +10,8 @@ for ``--minutes`` (or ``--iterations``); then, on the held-out images only:
   the generator in their own images, beside its hit rate on the same boxes unchanged:
   exactly the same sizes, places and surroundings;
 * **hog_inserted**: new boxes placed by :class:`fewgen_psgan.placement.BoxPlacement`
-  (learned from the training images) into every held-out image and painted, beside the
-  real boxes of the same heights: for each inserted box, the ``k`` usable real boxes of the
+  (learned from the training images) into ``--rounds`` copies of every held-out image and
+  painted, beside the real boxes of the same heights: for each inserted box, the ``k`` usable real boxes of the
   whole dataset closest to it in height (:func:`fewgen_psgan.realism.hog_detected` on each).
 
 The JSON also holds the pair counts, the training summary (iterations per second) and
@@ -50,13 +50,14 @@ def rate(hits: list[bool]) -> float:
 @click.option("--format", "fmt", default="yolo", show_default=True, help="fewgen dataset format of --data.")
 @click.option("--option", "options", multiple=True, help="KEY=VALUE option of the format (repeatable).")
 @click.option("--class", "class_id", type=int, default=0, show_default=True, help="Class id of the objects.")
-@click.option("--preset", default="small", show_default=True, help="tiny, small or paper.")
+@click.option("--preset", default="tiny", show_default=True, help="tiny, small or paper.")
 @click.option("--minutes", type=float, default=None, help="Training budget in minutes.")
 @click.option("--iterations", type=int, default=None, help="Training iterations (with or without --minutes).")
 @click.option("--held-out", type=float, default=0.25, show_default=True, help="Share of the images held out.")
 @click.option("--context", type=float, default=1.5, show_default=True, help="Window side / the box's longer side.")
 @click.option("--min-height", type=float, default=24.0, show_default=True, help="Smallest box height used (px).")
 @click.option("--per-image", type=int, default=2, show_default=True, help="Boxes inserted per held-out image.")
+@click.option("--rounds", type=int, default=4, show_default=True, help="Painted copies of each held-out image.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="Resume from / save to here.")
@@ -73,6 +74,7 @@ def psgan_bench(
     context: float,
     min_height: float,
     per_image: int,
+    rounds: int,
     seed: int,
     threads: int | None,
     checkpoint: Path | None,
@@ -160,10 +162,11 @@ def psgan_bench(
     for sample in held:
         image = images[sample.id]
         height, width = image.shape[:2]
-        boxes = placement.place(width, height, sample.boxes, per_image, rng, min_height=min_height)
-        if boxes:
-            inserted_hits += hog_detected(painter.paint(image, boxes, noise), boxes, detector)
-            inserted_heights += [b.height for b in boxes]
+        for _ in range(rounds):  # each round paints a fresh copy of the real image
+            boxes = placement.place(width, height, sample.boxes, per_image, rng, min_height=min_height)
+            if boxes:
+                inserted_hits += hog_detected(painter.paint(image, boxes, noise), boxes, detector)
+                inserted_heights += [b.height for b in boxes]
     real_boxes = [
         (s, b)
         for s in dataset
@@ -208,6 +211,7 @@ def psgan_bench(
         "hog_inserted": {
             "boxes": len(inserted_hits),
             "images": len(held),
+            "rounds": rounds,
             "synthetic": rate(inserted_hits),
             "real_same_size": real_same_size,
             "real_boxes_used": len(real_cache),

@@ -4,9 +4,10 @@
 samples (the ``train`` split unless the step says otherwise; synthetic samples of earlier
 steps are never trained on), and learns where such boxes stand and how big they are
 (:class:`fewgen_psgan.placement.BoxPlacement`). ``generate`` then takes a ``fraction`` of
-the step's samples, places up to ``per_image`` new boxes in each (never touching an
-existing box), paints an object into each with the generator, and yields the painted
-image as a new sample whose boxes are the parent's plus the new ones. The sample's
+the step's samples (of those with one of ``into_labels``, when given: defect-free
+templates, say), places up to ``per_image`` new boxes in each (never touching an existing
+box), paints an object into each with the generator, and yields the painted image as a
+new sample whose boxes are the parent's plus the new ones. The sample's
 ``attributes[<step>]`` lists the inserted boxes; its provenance names the parent.
 
 Training checkpoints go to the step's scratch folder, so an interrupted run resumes; the
@@ -48,7 +49,12 @@ class PsganParams(Params):
     iterations: int | None = Field(None, ge=0, description="Training iterations (with or without minutes).")
     minutes: float | None = Field(5.0, gt=0, description="Training budget in minutes of training time.")
     per_image: int = Field(1, ge=1, le=50, description="New boxes placed and painted per chosen image (at most).")
-    fraction: float = Field(1.0, ge=0.0, le=1.0, description="Share of the step's samples that get a painted copy.")
+    fraction: float = Field(1.0, ge=0.0, le=1.0, description="Share of the eligible samples that get a painted copy.")
+    into_labels: list[str | None] | None = Field(
+        None,
+        description="Image-level labels of the samples painted into (null in the list: unlabelled samples); "
+        "default: every sample of the step. [good] paints defects into defect-free templates only.",
+    )
     context: float = Field(1.5, ge=1.0, le=4.0, description="Window side around a box / the box's longer side.")
     min_height: float = Field(
         24.0, ge=4.0, description="Smallest box height in pixels: for training windows and for new boxes."
@@ -175,7 +181,8 @@ class PsganGenerator(Generator):
         params: PsganParams = self.params  # type: ignore[assignment]
         if self.painter is None or self.placement is None or self.class_id is None:
             raise RuntimeError("psgan: generate() called before fit()")
-        chosen = choose_fraction(dataset.samples, params.fraction, ctx.rng())
+        eligible = [s for s in dataset if params.into_labels is None or s.label in params.into_labels]
+        chosen = choose_fraction(eligible, params.fraction, ctx.rng())
         empty = 0
         for index, parent in ctx.progress(chosen, total=len(chosen), desc=f"{ctx.step}: painting"):
             try:

@@ -6,16 +6,17 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fewgen_psgan.generator import PsganGenerator, PsganParams
 from fewgen_psgan.placement import intersects
 from pydantic import ValidationError
 
 from fewgen.cache import StepCache
-from fewgen.dataset import Dataset
+from fewgen.dataset import Box, Dataset, Sample
 from fewgen.engine import Engine
 from fewgen.errors import UsageError
-from fewgen.imageio import load_rgb
+from fewgen.imageio import load_rgb, save_image
 from fewgen.plugins import load_registry
 from fewgen.recipe import load_recipe
 from fewgen.testing import make_context
@@ -123,3 +124,29 @@ def test_too_few_boxes_to_train_is_a_clean_error(tmp_path: Path, make_street: St
     dataset = make_street(tmp_path / "data", count=2)
     with pytest.raises(UsageError, match=r"2 usable boxes of class 'person' to train on, fewer than min_pairs 8"):
         fit(dataset, tmp_path, min_height=20)
+
+
+def test_defects_are_painted_into_defect_free_templates_only(tmp_path: Path) -> None:
+    """The DeepPCB use: defect boxes on 'defective' boards teach the model; 'good' templates get the new defects."""
+    rng = np.random.default_rng(0)
+    samples = []
+    for index in range(6):
+        board = np.full((64, 64, 3), 20, np.uint8)
+        board[:, 8::16] = 230  # copper traces
+        boxes: tuple[Box, ...] = ()
+        label = "good"
+        if index % 2:
+            x, y = int(rng.integers(4, 40)), int(rng.integers(4, 40))
+            board[y : y + 12, x : x + 12] = 120
+            boxes, label = (Box(1, float(x), float(y), x + 12.0, y + 12.0),), "defective"
+        path = save_image(board, tmp_path / "boards" / f"b{index}.png")
+        samples.append(Sample(f"b{index}", path, 64, 64, boxes=boxes, label=label))
+    dataset = Dataset(samples, ["open", "short"], "pcb")
+    params = {"class": "short", "preset": "tiny", "iterations": 1, "min_height": 8, "min_pairs": 3}
+    generator = PsganGenerator(PsganParams.model_validate({**params, "into_labels": ["good"]}))
+    ctx = make_context(tmp_path)
+    generator.fit(dataset, ctx)
+    new = list(generator.generate(dataset, ctx))
+    assert sorted(s.provenance.parent for s in new) == ["b0", "b2", "b4"]
+    assert all(s.label == "good" and [b.cls for b in s.boxes] == [1] for s in new)
+    assert all(8 <= s.boxes[0].height <= 12.5 for s in new)  # sizes as the real defects'
