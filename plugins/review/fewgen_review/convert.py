@@ -234,7 +234,6 @@ def export_run(
     A dataset of that name exported from the same run folder is replaced; one from another run
     folder (or not from fewgen) is replaced only with ``overwrite``.
     """
-
     name = name or default_dataset_name(run.path)
     with _quiet_fiftyone():
         _check_replaceable(name, run, overwrite)
@@ -244,6 +243,8 @@ def export_run(
 @contextlib.contextmanager
 def _quiet_fiftyone() -> Iterator[None]:
     """FiftyOne logs progress ("Evaluating detections...") to stdout, where fewgen keeps results."""
+    import fiftyone  # noqa: F401 - its import sets the level that is lowered here
+
     logger = logging.getLogger("fiftyone")
     level = logger.level
     logger.setLevel(logging.WARNING)

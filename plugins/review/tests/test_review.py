@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,9 +34,14 @@ def reviewed(finished_run: Path) -> Iterator[Any]:
     """The dataset `fewgen review RUN_DIR --no-launch` made, and the command's output."""
     import fiftyone as fo
 
-    result = fewgen("review", str(finished_run), "--no-launch", "--no-progress")
-    assert result.exit_code == 0, result.output
-    yield fo.load_dataset("night-run"), result.output
+    # A process of its own, as a user runs it: FiftyOne's loggers write to the real stdout, which
+    # an in-process runner would not see.
+    fewgen = Path(sys.executable).with_name("fewgen")
+    result = subprocess.run(
+        [fewgen, "review", str(finished_run), "--no-launch", "--no-progress"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    yield fo.load_dataset("night-run"), result.stdout
 
 
 def by_fewgen_id(dataset: Any) -> dict[str, Any]:
@@ -44,11 +51,12 @@ def by_fewgen_id(dataset: Any) -> dict[str, Any]:
 def test_no_launch_prints_name_and_count_and_holds_every_sample(reviewed: Any, finished_run: Path) -> None:
     dataset, output = reviewed
     run = Dataset.load(finished_run / "dataset")
-    assert (
-        output.splitlines()[0]
-        == "FiftyOne dataset 'night-run': 12 samples (8 real, 4 synthetic), 12 ground-truth boxes"
-    )
-    assert "  evaluations: eval_detect_augmented, eval_detect_baseline" in output.splitlines()
+    # stdout holds the summary and nothing else (FiftyOne's own progress messages are kept off it).
+    assert output.splitlines()[:2] == [
+        "FiftyOne dataset 'night-run': 12 samples (8 real, 4 synthetic), 12 ground-truth boxes",
+        "  evaluations: eval_detect_augmented, eval_detect_baseline",
+    ]
+    assert all(line.startswith("  saved view '") for line in output.splitlines()[2:])
     assert sorted(by_fewgen_id(dataset)) == sorted(s.id for s in run)
     assert dataset.persistent
 
