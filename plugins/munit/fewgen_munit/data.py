@@ -96,3 +96,24 @@ def image_files(folder: Path) -> list[Path]:
         (p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
         key=lambda p: p.relative_to(folder).as_posix(),
     )
+
+
+def restore_detail(translated: torch.Tensor, source: torch.Tensor, source_low: torch.Tensor) -> torch.Tensor:
+    """Full-size translations with the source's fine detail added back, all in [0, 1].
+
+    ``translated`` (K, 3, H, W) are translations made at the working scale and resized up;
+    ``source`` (1, 3, H, W) is the full-size input and ``source_low`` (1, 3, H, W) the same
+    input after the round trip to the working scale, i.e. what the translator saw. Their
+    difference is the detail the working scale lost (edges, texture, small figures). It is
+    added to each translation with a per-pixel gain: the ratio of the translation's luma to
+    the source's at the working scale (clipped to [0, 2]), so detail in a region the
+    translation darkened to a tenth comes back a tenth as strong, as it would in a real night
+    photograph of the scene.
+    """
+    weights = torch.tensor((0.299, 0.587, 0.114), dtype=source.dtype).view(1, 3, 1, 1)
+    detail = source - source_low
+    offset = 0.02  # keeps the gain finite in black regions
+    gain = ((translated * weights).sum(1, keepdim=True) + offset) / (
+        (source_low * weights).sum(1, keepdim=True) + offset
+    )
+    return (translated + gain.clamp(0, 2) * detail).clamp(0, 1)

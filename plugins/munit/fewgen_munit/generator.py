@@ -67,6 +67,11 @@ class MunitParams(Params):
     drop_vanished: bool = Field(
         False, description="Leave out copies in which a pedestrian found in the source vanished."
     )
+    keep_detail: bool = Field(
+        False,
+        description="Add the source's fine detail (lost by translating at the training scale) back to the "
+        "full-size output, scaled by how much translation darkened or brightened each region.",
+    )
     image_format: Literal["jpg", "png"] = Field("jpg", description="File format of the translated images.")
 
     @field_validator("size")
@@ -322,11 +327,14 @@ class MunitGenerator(Generator):
 
     def translate(self, image: Any, styles: int | torch.Tensor, generator: torch.Generator) -> list[Any]:
         """K translations of ``image`` (H, W, 3) uint8, each (H, W, 3) uint8 of the same size."""
-        from fewgen_munit.data import resize, to_uint8, to_unit, working_size
+        from fewgen_munit.data import resize, restore_detail, to_uint8, to_unit, working_size
 
         assert self.trainer is not None
         height, width = image.shape[:2]
-        pixels = resize(to_unit(image), working_size(height, width, self.settings.size))
+        source = to_unit(image)
+        pixels = resize(source, working_size(height, width, self.settings.size))
         outputs = self.trainer.translate(pixels * 2 - 1, "a2b", styles=styles, generator=generator)
         full = resize((outputs[:, 0] + 1) / 2, (height, width))
+        if self.settings.keep_detail:
+            full = restore_detail(full, source, resize(pixels, (height, width)))
         return [to_uint8(frame) for frame in full]

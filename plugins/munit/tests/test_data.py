@@ -61,3 +61,14 @@ def test_image_files_are_sorted_by_relative_path(tmp_path: Path) -> None:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     assert [p.relative_to(tmp_path).as_posix() for p in image_files(tmp_path)] == ["a/10.jpg", "a/9.JPG", "b/2.png"]
+
+
+def test_restore_detail_gives_back_the_source_for_an_identity_translation() -> None:
+    from fewgen_munit.data import resize, restore_detail
+
+    source = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+    low = resize(resize(source, (24, 32)), (48, 64))
+    assert torch.allclose(restore_detail(low, source, low), source, atol=1e-6)
+    # A translation that darkens everything to 30 % gets the detail back at about 30 % strength.
+    dark = restore_detail(low * 0.3, source, low)
+    assert float((dark - source * 0.3).abs().mean()) < 0.02 < float((low * 0.3 - source * 0.3).abs().mean())

@@ -100,6 +100,24 @@ def test_same_seed_same_files_and_training_resumes_from_the_checkpoint(tmp_path:
     assert (training["resumed_from"], training["session_iterations"], training["iterations"]) == (2, 1, 3)
 
 
+def test_keep_detail_changes_only_the_fine_detail(tmp_path: Path) -> None:
+    dataset = day_dataset(tmp_path / "data", count=1)
+    folder = night_folder(tmp_path / "night")
+    (plain,), _ = run(dataset, tmp_path / "plain", target_images=folder, image_format="png", **QUICK)
+    (detailed,), _ = run(
+        dataset, tmp_path / "detail", target_images=folder, image_format="png", keep_detail=True, **QUICK
+    )
+    plain_pixels, detailed_pixels = (load_rgb(s.image).astype(float) for s in (plain, detailed))
+    assert detailed.boxes == plain.boxes and not np.array_equal(plain_pixels, detailed_pixels)
+    source = load_rgb(dataset.samples[0].image).astype(float)
+
+    def roughness(pixels: np.ndarray) -> float:
+        return float(np.abs(np.diff(pixels, axis=1)).mean())
+
+    # The noise-like source texture comes back: the detailed copy is rougher, towards the source.
+    assert roughness(plain_pixels) < roughness(detailed_pixels) <= roughness(source) + 1
+
+
 def test_target_domain_samples_of_the_input_and_fraction(tmp_path: Path) -> None:
     dataset = day_dataset(tmp_path / "data", count=4, with_night=2)
     samples, _ = run(dataset, tmp_path, fraction=0.5, **QUICK)
