@@ -38,7 +38,7 @@ import torch
 
 from fewgen_psgan import losses
 from fewgen_psgan.losses import LossWeights
-from fewgen_psgan.model import Psgan, PsganConfig, count_parameters, crop_boxes, preset
+from fewgen_psgan.model import Psgan, PsganConfig, UnetGenerator, count_parameters, crop_boxes, preset
 
 CHECKPOINT_FORMAT = 1
 
@@ -316,10 +316,7 @@ class PsganTrainer:
             "iteration": self.iteration,
             "elapsed": self.elapsed,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        torch.save(payload, partial)
-        os.replace(partial, path)  # a crash while saving never leaves a truncated checkpoint behind
+        atomic_save(payload, path)
 
     def load_checkpoint(self, path: Path) -> None:
         payload = torch.load(path, map_location=self.device, weights_only=True)
@@ -358,12 +355,28 @@ def generate(model: Psgan, inputs: torch.Tensor, device: torch.device, batch_siz
 
 def save_generator(trainer: PsganTrainer, path: Path) -> None:
     """The trained generator alone (what insertion needs), with its preset's settings."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
     payload = {
         "format": CHECKPOINT_FORMAT,
         "config": json.dumps(asdict(trainer.config)),
         "generator": trainer.model.generator.state_dict(),
     }
+    atomic_save(payload, path)
+
+
+def load_generator(path: Path, device: str | torch.device = "cpu") -> tuple[UnetGenerator, PsganConfig]:
+    """The generator :func:`save_generator` wrote, in evaluation mode, and its preset's settings."""
+    payload = torch.load(path, map_location=device, weights_only=True)
+    if payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: format {payload.get('format')} is not {CHECKPOINT_FORMAT}")
+    config = PsganConfig(**json.loads(payload["config"]))
+    generator = UnetGenerator(3, 3, config.depth, config.ngf, config.dropout)
+    generator.load_state_dict(payload["generator"])
+    return generator.to(device).eval(), config
+
+
+def atomic_save(payload: dict[str, object], path: Path) -> None:
+    """``torch.save`` through a temporary file: a crash while saving never leaves a truncated file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
     torch.save(payload, partial)
     os.replace(partial, path)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from fewgen_psgan.training import ImagePool, OptimConfig, PsganTrainer
+from fewgen_psgan.training import ImagePool, OptimConfig, PsganTrainer, load_generator, save_generator
 
 SIZE = 64
 
@@ -104,3 +104,14 @@ def test_checkpoints_are_atomic_weights_only_and_tied_to_their_settings(tmp_path
 def test_fit_needs_an_end() -> None:
     with pytest.raises(ValueError, match="needs an end"):
         PsganTrainer("tiny").fit(sampler)
+
+
+def test_the_saved_generator_paints_what_the_trainer_paints(tmp_path: Path) -> None:
+    trainer = PsganTrainer("tiny", seed=0)
+    trainer.fit(sampler, iterations=1)
+    save_generator(trainer, tmp_path / "g.pt")
+    generator, config = load_generator(tmp_path / "g.pt")
+    inputs, _, _ = sampler(torch.Generator().manual_seed(9))
+    assert config == trainer.config and not generator.training
+    with torch.no_grad():
+        assert torch.equal(generator(inputs), trainer.generate(inputs))
