@@ -18,9 +18,9 @@ One iteration on a batch of (input, target, box) windows, each sample with its o
 
 All randomness that is not the networks' initial weights (batches, input noise, flips, the
 image pool's draws) comes from one ``torch.Generator`` held by the trainer; dropout uses
-torch's global generator, whose state is saved too. Checkpoints hold the weights and
-buffers, the three optimisers, the pool, both generators' states, the iteration and the
-elapsed time; they are written atomically and loaded with ``weights_only=True``, so an
+torch's global generator (the GPU's, on a GPU), whose state is saved too. Checkpoints hold
+the weights and buffers, the three optimisers, the pool, the generators' states, the
+iteration and the elapsed time; they are written atomically and loaded with ``weights_only=True``, so an
 interrupted run resumes exactly where it stopped. This module knows nothing of fewgen's
 datasets: it takes tensors.
 """
@@ -313,6 +313,8 @@ class PsganTrainer:
             "pool": self.pool.state(),
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
+            # Dropout on a GPU draws from the device's own generator.
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             "iteration": self.iteration,
             "elapsed": self.elapsed,
         }
@@ -333,6 +335,8 @@ class PsganTrainer:
         self.pool.load(pool.to(self.device) if pool is not None else None)
         self.generator.set_state(payload["generator"].cpu())
         torch.set_rng_state(payload["torch_rng"].cpu())
+        if payload.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(payload["cuda_rng"].cpu(), self.device)
         self.iteration = int(payload["iteration"])
         self.elapsed = float(payload["elapsed"])
         self.resumed_from = self.iteration
