@@ -150,8 +150,10 @@ class PsganGenerator(Generator):
             budget += (" or " if budget else "") + f"{params.minutes:g} minutes"
         ctx.note(f"training PS-GAN ({params.preset}) on {len(pairs)} windows of {name!r} for {budget}")
         checkpoint = (ctx.scratch_dir or ctx.work_dir) / "psgan.pt"
-        total = params.iterations if params.iterations is not None else None
-        with tqdm(total=total, desc=f"{ctx.step}: training", disable=not ctx.show_progress, leave=False) as bar:
+        # Without an iteration count the bar counts iterations with no end; the note says the budget.
+        with tqdm(
+            total=params.iterations, desc=f"{ctx.step}: training", disable=not ctx.show_progress, leave=False
+        ) as bar:
 
             def on_step(iteration: int, losses: dict[str, float]) -> None:
                 bar.update(iteration - bar.n)
