@@ -140,7 +140,7 @@ def psgan_bench(
     # A generator of its own for evaluation noise: the measurements do not depend on how long training ran.
     noise = torch.Generator().manual_seed(seed + 1)
     generated = trainer.generate(held_pairs.inputs(noise))
-    fidelity = box_fidelity(generated, held_pairs.windows.float() / 127.5 - 1, held_pairs.boxes)
+    fidelity = box_fidelity(generated, *held_pairs.centred())
 
     detector = people_detector()
     painter = Painter(trainer.model.generator, config.size, context)

@@ -20,16 +20,24 @@ Street = Callable[..., Dataset]
 def test_pairs_are_windows_around_the_class_boxes(tmp_path: Path, make_street: Street) -> None:
     dataset = make_street(tmp_path, count=3)
     pairs = build_pairs(dataset.samples, PairRules(cls=0, size=32, context=1.5, min_height=10))
-    assert pairs.windows.shape == (6, 3, 32, 32) and pairs.windows.dtype == torch.uint8
+    # pix2pix's 286/256 jitter margin: 2 px on each side of 32.
+    assert pairs.windows.shape == (6, 3, 36, 36) and pairs.windows.dtype == torch.uint8 and pairs.margin == 2
     assert [source for source, _ in pairs.sources] == ["s0", "s0", "s1", "s1", "s2", "s2"]
     assert pairs.report.to_json() == {"images": 3, "boxes": 6, "used": 6, "skipped": {}, "unreadable": 0}
-    # The first box is 10 x 28: the window is 42 px, centred on it, so the box spans 1/1.5 of its height.
-    window = Window.around(Box(0, 10, 30, 20, 58), 1.5)
+    # The first box is 10 x 28: the insertion window is 42 px, centred on it, the box 1/1.5 of its height.
+    box = Box(0, 10, 30, 20, 58)
+    window = Window.around(box, 1.5)
     assert (window.x0, window.y0, window.side) == (-6.0, 23.0, 42.0)
-    assert pairs.boxes[0].tolist() == list(window.box_in_window(Box(0, 10, 30, 20, 58), 32)) == [12, 5, 20, 27]
+    assert window.box_in_window(box, 32) == (12, 5, 20, 27)
+    # The centre crop of a training window is that insertion window (to the pixel).
+    centred, boxes = pairs.centred()
+    assert centred.shape == (6, 3, 32, 32)
+    assert (boxes[0] - torch.tensor([12, 5, 20, 27])).abs().max() <= 1
+    direct = torch.from_numpy(window.cut(load_rgb(dataset.samples[0].image), 32)).permute(2, 0, 1).float()
+    assert float(((centred[0] + 1) * 127.5 - direct).abs().mean()) < 6
     # The target is the real window: its box is the dark figure, its corner the sky (edge-padded on the left).
-    target = pairs.windows[0].permute(1, 2, 0).numpy().astype(int)
-    assert target[20, 16].sum() < 200 and target[1, 1].sum() > 400
+    assert float(centred[0][:, 16, 16].mean()) < -0.4 and float(centred[0][:, 1, 1].mean()) > 0.2
+    assert build_pairs(dataset.samples, PairRules(cls=0, size=32, min_height=10, jitter=1.0)).windows.shape[-1] == 32
 
 
 def test_a_window_beyond_the_border_repeats_the_edge() -> None:
@@ -64,11 +72,19 @@ def test_batches_are_deterministic_and_flip_boxes_with_images(tmp_path: Path, ma
         assert torch.equal(target[:, outside], noisy[:, outside])
         # The dark figure is where the (possibly mirrored) box says.
         assert float(target[:, y1 + (y2 - y1) // 2, (x1 + x2) // 2].mean()) < -0.4
-    sources = pairs.windows.float() / 127.5 - 1
-    plain = [any(torch.equal(t, w) for w in sources) for t in targets]
-    mirrored = [any(torch.equal(t, w.flip(-1)) for w in sources) for t in targets]
+    # Every target is some window cropped at some offset, mirrored or not; both happen.
+    crops = {
+        (row, x, y): pairs.crop(torch.tensor([row]), torch.tensor([[x, y]]))[0][0]
+        for row in range(len(pairs))
+        for x in range(2 * pairs.margin + 1)
+        for y in range(2 * pairs.margin + 1)
+    }
+    plain = [[k for k, c in crops.items() if torch.equal(t, c)] for t in targets]
+    mirrored = [[k for k, c in crops.items() if torch.equal(t, c.flip(-1))] for t in targets]
     assert all(p or m for p, m in zip(plain, mirrored, strict=True))
     assert any(m and not p for p, m in zip(plain, mirrored, strict=True))  # the scenes are not symmetric
+    offsets = {key[1:] for keys in plain + mirrored for key in keys}
+    assert len(offsets) > 3  # the crops move
 
 
 @pytest.mark.parametrize(
