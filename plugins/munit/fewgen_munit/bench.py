@@ -152,7 +152,7 @@ def munit_bench(
     import torch
 
     from fewgen.imageio import CorruptImage, load_rgb
-    from fewgen_munit.data import at_working_scale, centre_crop, image_files, random_crops
+    from fewgen_munit.data import at_working_scale, centre_crop, image_files, random_crops, resize, restore_detail
     from fewgen_munit.metrics import ClassifierConfig, target_probability, train_domain_classifier
     from fewgen_munit.model import PRESETS, min_side
     from fewgen_munit.training import MunitTrainer
@@ -235,6 +235,21 @@ def munit_bench(
     augmented = augment_outputs(sources, baseline, styles, seed)
     munit_metrics = translation_metrics(classifier, sources, translated, classifier_config.size)
     baseline_metrics = translation_metrics(classifier, sources, augmented, classifier_config.size)
+    # What the recipe step writes with keep_detail: held-out images at twice the training scale,
+    # translated at the training scale, resized up, the source's fine detail added back.
+    large = unit([centre_crop(at_working_scale(load_rgb(p), 2 * size), 2 * size) for p in splits[domain_a][1]])
+    low = resize(large, (size, size))
+    style_generator = torch.Generator().manual_seed(seed + 1)
+    translated_low = (trainer.translate(low * 2 - 1, "a2b", styles=styles, generator=style_generator) + 1) / 2
+    up = resize(translated_low.flatten(0, 1), (2 * size, 2 * size)).view(styles, len(large), 3, 2 * size, 2 * size)
+    round_trip = resize(low, (2 * size, 2 * size))
+    detailed = torch.stack(
+        [restore_detail(up[:, i], large[i : i + 1], round_trip[i : i + 1]) for i in range(len(large))], 1
+    )
+    detail_metrics = translation_metrics(classifier, large, detailed, classifier_config.size)
+    baseline_large = translation_metrics(
+        classifier, large, augment_outputs(large, baseline, styles, seed), classifier_config.size
+    )
     grid = workdir / "translations.png"
     _save_grid(grid, sources, translated, augmented)
 
@@ -264,6 +279,8 @@ def munit_bench(
         },
         "munit": munit_metrics,
         f"augment_{baseline}": baseline_metrics,
+        f"munit_keep_detail_{2 * size}px": detail_metrics,
+        f"augment_{baseline}_{2 * size}px": baseline_large,
         "grid": str(grid),
     }
     result["targets"] = {

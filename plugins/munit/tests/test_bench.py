@@ -34,7 +34,7 @@ def test_munit_bench_measures_munit_and_the_baseline(tmp_path: Path) -> None:
     assert outcome.exit_code == 0, outcome.output
     result = json.loads(outcome.output.strip().splitlines()[-1])
     assert result["iterations"] == 2 and result["held_out_images"] == {"day": 1, "night": 1}
-    for method in ("munit", "augment_night"):
+    for method in ("munit", "augment_night", "munit_keep_detail_64px", "augment_night_64px"):
         metrics = result[method]
         assert 0 <= metrics["judged_target_share"] <= 1 and metrics["edge_ssim"]["n"] == 2
         assert metrics["diversity_l1"]["n"] == 1 and metrics["diversity_l1"]["mean"] >= 0
