@@ -13,9 +13,7 @@ pix2pix's **random jitter** (images loaded at 286 px and cropped back to 256 at 
 place) is kept as a translation at the insertion scale: each window is cut with a margin
 of 286/256 of its side around the same centre, at the same pixels per image pixel, and
 every draw crops the preset's size from it at a random offset. The centre crop is
-exactly the window insertion gives the generator. On a few hundred boxes this matters:
-without it the generator learns the training windows by heart (on coco128's 113 training
-pedestrians, box L1 0.08 on them and 0.20 on held-out ones after 20 minutes of `tiny`).
+exactly the window insertion gives the generator (the README has its measured effect).
 
 A box is skipped when it is too small (``min_height`` pixels in its image), truncated (it
 touches the image border: the object is cut off, and a model would learn cut-off
