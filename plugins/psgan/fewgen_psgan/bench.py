@@ -12,7 +12,9 @@ for ``--minutes`` (or ``--iterations``); then, on the held-out images only:
 * **hog_inserted**: new boxes placed by :class:`fewgen_psgan.placement.BoxPlacement`
   (learned from the training images) into ``--rounds`` copies of every held-out image and
   painted, beside the real boxes of the same heights: for each inserted box, the ``k`` usable real boxes of the
-  whole dataset closest to it in height (:func:`fewgen_psgan.realism.hog_detected` on each).
+  whole dataset closest to it in height (:func:`fewgen_psgan.realism.hog_detected` on each),
+  and, as a control, the same new boxes in the unpainted image (``background``): how often
+  the detector fires there with no pedestrian at all.
 
 The JSON also holds the pair counts, the training summary (iterations per second) and
 the networks' sizes. Progress goes to stderr.
@@ -158,6 +160,7 @@ def psgan_bench(
     placement = BoxPlacement.fit(train, class_id)
     rng = np.random.default_rng(seed + 2)
     inserted_hits: list[bool] = []
+    background_hits: list[bool] = []  # the control: the same boxes left unpainted
     inserted_heights: list[float] = []
     for sample in held:
         image = images[sample.id]
@@ -166,6 +169,7 @@ def psgan_bench(
             boxes = placement.place(width, height, sample.boxes, per_image, rng, min_height=min_height)
             if boxes:
                 inserted_hits += hog_detected(painter.paint(image, boxes, noise), boxes, detector)
+                background_hits += hog_detected(image, boxes, detector)
                 inserted_heights += [b.height for b in boxes]
     real_boxes = [
         (s, b)
@@ -214,6 +218,7 @@ def psgan_bench(
             "rounds": rounds,
             "synthetic": rate(inserted_hits),
             "real_same_size": real_same_size,
+            "background": rate(background_hits),
             "real_boxes_used": len(real_cache),
             "ratio": round(rate(inserted_hits) / real_same_size, 3) if real_same_size else None,
         },

@@ -26,7 +26,7 @@ def test_bench_reports_pairs_training_fidelity_and_hog_rates(
     assert report["training"]["iterations"] == 2 and report["training"]["iterations_per_second"] > 0
     assert report["held_out"]["boxes"] == 4 and 0 < report["held_out"]["l1"] < 1
     assert report["hog_in_place"]["boxes"] == 4 and 0 <= report["hog_in_place"]["synthetic"] <= 1
-    assert report["hog_inserted"]["images"] == 2
+    assert report["hog_inserted"]["images"] == 2 and 0 <= report["hog_inserted"]["background"] <= 1
     assert report["parameters"]["generator"] == 1_830_563
     assert (tmp_path / "psgan.pt").is_file()
 
