@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+from fewgen.imageio import IMAGE_SUFFIXES
 
 
 def working_size(height: int, width: int, short_side: int, multiple: int = 4) -> tuple[int, int]:

@@ -118,6 +118,8 @@ class MunitGenerator(Generator):
     # --- training ----------------------------------------------------------------------
 
     def fit(self, dataset: Dataset, ctx: StepContext) -> None:
+        import torch
+
         from fewgen_munit.model import PRESETS, min_side
         from fewgen_munit.training import MunitTrainer
 
@@ -133,8 +135,6 @@ class MunitGenerator(Generator):
         if summary["resumed_from"] is not None:
             ctx.note(f"resumed training from iteration {summary['resumed_from']}")
         self.trainer.model.eval()
-        import torch
-
         # The generators alone (no discriminators or optimiser state): what translating needs.
         torch.save(
             {
