@@ -7,11 +7,12 @@ splits where the publisher gave none. A recipe then needs only ``card`` and ``ro
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fewgen.dataset import SPLITS, Dataset, Sample
 from fewgen.errors import UsageError, did_you_mean
@@ -40,7 +41,8 @@ class SplitRule(BaseModel):
         unknown = set(self.fractions) - set(SPLITS)
         if unknown:
             raise ValueError(f"unknown split {sorted(unknown)[0]!r}; splits are {', '.join(SPLITS)}")
-        if any(v < 0 for v in self.fractions.values()) or abs(sum(self.fractions.values()) - 1.0) > 1e-6:
+        shares = self.fractions.values()
+        if not all(math.isfinite(v) and v >= 0 for v in shares) or abs(sum(shares) - 1.0) > 1e-6:
             raise ValueError("split fractions must be non-negative and add up to 1")
         bad_fields = set(self.where) - {"label", "domain", "split"}
         if bad_fields:
@@ -49,7 +51,7 @@ class SplitRule(BaseModel):
             try:
                 if re.compile(self.group).groups < 1:
                     raise ValueError("'group' needs a capture group, e.g. '(.*)_(test|temp)$'")
-            except re.error as exc:
+            except (re.error, RecursionError, OverflowError) as exc:  # deeply nested groups overflow the parser
                 raise ValueError(f"'group' is not a valid regular expression: {exc}") from None
         return self
 
@@ -76,6 +78,13 @@ class DatasetCard(BaseModel):
     splits: list[SplitRule] | None = Field(None, description="Split assignment; the first matching rule wins.")
     path: Path | None = Field(None, exclude=True)
 
+    @field_validator("root")
+    @classmethod
+    def _path_text(cls, value: str | None) -> str | None:
+        from fewgen.recipe import check_path_text
+
+        return check_path_text(value)
+
 
 def card_folders(registry: Registry) -> list[Path]:
     return [folder for _, folder in registry.card_folders.values()]
@@ -91,20 +100,20 @@ def available_cards(registry: Registry) -> dict[str, Path]:
 
 def load_card(name_or_path: str, registry: Registry, base_dir: Path | None = None) -> DatasetCard:
     """A card by registered name, or by path (relative to ``base_dir``)."""
-    from fewgen.recipe import load_yaml_file, validation_message
+    from fewgen.recipe import load_yaml_file, probe, shown, validation_message
 
     candidate = Path(name_or_path)
     if base_dir is not None and not candidate.is_absolute():
         candidate = base_dir / candidate
-    if name_or_path.endswith((".yaml", ".yml")) or candidate.is_file():
+    if name_or_path.endswith((".yaml", ".yml")) or probe(candidate, "file"):
         path = candidate
-        if not path.is_file():
+        if not probe(path, "file"):
             raise UsageError(f"dataset card not found: {path}")
     else:
         cards = available_cards(registry)
         if name_or_path not in cards:
             raise UsageError(
-                f"unknown dataset card {name_or_path!r}{did_you_mean(name_or_path, cards)}"
+                f"unknown dataset card {shown(name_or_path)}{did_you_mean(name_or_path, cards)}"
                 f" (available: {', '.join(sorted(cards)) or 'none'})"
             )
         path = cards[name_or_path]
