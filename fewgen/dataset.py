@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 SPLITS = ("train", "val", "test")
+# Control characters, NUL and newline among them, have no place in names that become file names.
+UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -103,23 +106,30 @@ class Sample:
         return record
 
     @classmethod
-    def from_record(cls, record: dict[str, Any], base: Path) -> Sample:
-        provenance = record.get("provenance")
-        return cls(
-            id=record["id"],
-            image=_absolute(record["image"], base),
-            width=int(record["width"]),
-            height=int(record["height"]),
-            split=record.get("split", "train"),
-            boxes=tuple(
-                Box(int(c), float(a), float(b), float(d), float(e)) for c, a, b, d, e in record.get("boxes", [])
-            ),
-            mask=_absolute(record["mask"], base) if record.get("mask") else None,
-            label=record.get("label"),
-            domain=record.get("domain"),
-            provenance=Provenance(**provenance) if provenance else None,
-            attributes=dict(record.get("attributes", {})),
-        )
+    def from_record(cls, record: Any, base: Path) -> Sample:
+        """The sample a ``samples.jsonl`` record describes; ValueError names a missing key or a wrong JSON type."""
+        if not isinstance(record, dict):
+            raise ValueError(f"a record must be a JSON object, not {_json_type(record)}")
+        provenance = _typed(record, "provenance", dict)
+        try:
+            return cls(
+                id=_typed(record, "id", str, required=True),
+                image=_absolute(_typed(record, "image", str, required=True), base),
+                width=_whole(record, "width"),
+                height=_whole(record, "height"),
+                split=_typed(record, "split", str) or "train",
+                boxes=tuple(
+                    Box(int(c), float(a), float(b), float(d), float(e))
+                    for c, a, b, d, e in _typed(record, "boxes", list) or []
+                ),
+                mask=_absolute(mask, base) if (mask := _typed(record, "mask", str)) else None,
+                label=_typed(record, "label", str),
+                domain=_typed(record, "domain", str),
+                provenance=Provenance(**provenance) if provenance else None,
+                attributes=dict(_typed(record, "attributes", dict) or {}),
+            )
+        except (TypeError, OverflowError) as exc:  # a box that is not five numbers, a provenance with other keys
+            raise ValueError(str(exc)) from None
 
 
 @dataclass
@@ -172,6 +182,68 @@ class Dataset:
         with open(folder / "samples.jsonl", encoding="utf-8") as f:
             samples = [Sample.from_record(json.loads(line), folder) for line in f if line.strip()]
         return cls(samples, list(meta.get("classes", [])), meta.get("name", "dataset"))
+
+
+def name_problem(text: str) -> str | None:
+    """Why ``text`` from a dataset (an id, a label, a class name, a relative path) is unsafe, or None.
+
+    Such text ends up in file names and log lines, so control characters (NUL, newline, ...),
+    absolute paths and ``..`` segments, which could lead a written file out of its folder, are refused.
+    """
+    if UNSAFE_CHARACTERS.search(text):
+        return "contains a control character (NUL, newline, ...)"
+    if text.startswith(("/", "\\")):
+        return "is an absolute path"
+    if ".." in re.split(r"[/\\]", text):
+        return "contains a '..' segment"
+    return None
+
+
+def sample_problem(sample: Sample) -> str | None:
+    """Why a sample read from a dataset cannot be used, or None: an unknown split, an unsafe id, label or domain,
+    or a file path with control characters."""
+    if sample.split not in SPLITS:
+        return f"split {sample.split!r} is not one of {', '.join(SPLITS)}"
+    if not sample.id:
+        return "empty id"
+    for key in ("id", "label", "domain"):
+        value = getattr(sample, key)
+        problem = name_problem(value) if value is not None else None
+        if problem:
+            return f"{key} {value!r} {problem}"
+    for key in ("image", "mask"):
+        path = getattr(sample, key)
+        if path is not None and UNSAFE_CHARACTERS.search(str(path)):
+            return f"{key} path {str(path)!r} contains a control character (NUL, newline, ...)"
+    return None
+
+
+def _typed(record: dict[str, Any], key: str, kind: Any, required: bool = False) -> Any:
+    """``record[key]`` if it has the JSON type ``kind`` (None when absent or null and not required)."""
+    value = record.get(key)
+    if value is None:
+        if required:
+            raise ValueError(f"missing {key!r}")
+        return None
+    if isinstance(value, bool) or not isinstance(value, kind):  # JSON true is no number
+        raise ValueError(f"{key!r} must be {_JSON_TYPES[kind]}, not {_json_type(value)}")
+    return value
+
+
+def _whole(record: dict[str, Any], key: str) -> int:
+    value = _typed(record, key, int | float, required=True)
+    if not float(value).is_integer() or value <= 0:
+        raise ValueError(f"{key!r} must be a positive whole number, not {value!r}")
+    return int(value)
+
+
+_JSON_TYPES: dict[Any, str] = {str: "a string", int | float: "a number", list: "a list", dict: "an object"}
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    return next((name for kind, name in _JSON_TYPES.items() if isinstance(value, kind)), type(value).__name__)
 
 
 def _round(value: float) -> float:

@@ -9,60 +9,139 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fewgen.errors import UsageError
+
 if TYPE_CHECKING:
     import numpy as np
+    from PIL import Image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+# The most pixels fewgen decodes in one image (40 MP: a 8000 x 5000 photo fits, a header claiming
+# 20000 x 20000 does not). A few hundred bytes of PNG can claim billions of pixels, and decoding
+# one would exhaust memory, so sizes are checked in the header before any pixel is decoded.
+# FEWGEN_MAX_IMAGE_PIXELS overrides it; a value above Pillow's own limit raises Pillow's to match.
+MAX_IMAGE_PIXELS = 40_000_000
+PIXEL_LIMIT_VARIABLE = "FEWGEN_MAX_IMAGE_PIXELS"
 
 
 class CorruptImage(Exception):
     """An image file that cannot be decoded."""
 
 
-def _decode_errors() -> tuple[type[BaseException], ...]:
-    from PIL import UnidentifiedImageError
+class ImageTooLarge(CorruptImage):
+    """An image over the pixel limit, or one there is not enough memory to decode."""
 
+
+def max_image_pixels() -> int:
+    """The pixel limit in force: ``FEWGEN_MAX_IMAGE_PIXELS`` when set, else :data:`MAX_IMAGE_PIXELS`."""
+    text = os.environ.get(PIXEL_LIMIT_VARIABLE, "").strip()
+    if not text:
+        return MAX_IMAGE_PIXELS
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = 0
+    if limit <= 0:
+        raise UsageError(f"{PIXEL_LIMIT_VARIABLE} must be a positive number of pixels, not {text!r}")
+    return limit
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.4g} MP"
+
+
+def _too_large(what: str, size: tuple[int, int], limit: int) -> ImageTooLarge:
+    claimed = f"{size[0]}x{size[1]} = {_megapixels(size[0] * size[1])}"
+    return ImageTooLarge(f"{what} is {claimed}, over fewgen's limit of {_megapixels(limit)} ({PIXEL_LIMIT_VARIABLE})")
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """The size an image's header claims, read by the format's own parser.
+
+    Only for images Pillow refused as decompression bombs: its refusal does not say the size.
+    """
+    from PIL import Image
+
+    Image.init()
+    try:
+        with open(path, "rb") as handle:
+            prefix = handle.read(16)
+            for format_id in Image.ID:
+                factory, accept = Image.OPEN[format_id]
+                if accept is not None and not accept(prefix):
+                    continue
+                handle.seek(0)
+                try:
+                    return factory(handle, str(path)).size
+                except Exception:  # a parser failing only means the file is not in its format
+                    continue
+    except OSError:
+        pass
+    return None
+
+
+@contextmanager
+def open_image(path: Path, what: str | None = None) -> Iterator[Image.Image]:
+    """Open an image with Pillow once its header's size is within :func:`max_image_pixels`.
+
+    Whatever Pillow raises for a damaged or oversized file, on opening or while decoding in the
+    ``with`` block, becomes a :class:`CorruptImage` (:class:`ImageTooLarge` for size and memory)
+    whose message starts with ``what`` (default ``image <path>``); a plugin skips the sample.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    what = what or f"image {path}"
+    limit = max_image_pixels()
+    if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = limit  # fewgen's own check below is the one that applies
+    size: tuple[int, int] | None = None
+    try:
+        with Image.open(path) as image:
+            size = image.size
+            if size[0] * size[1] > limit:
+                raise _too_large(what, size, limit)
+            yield image
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Raised by Image.open itself, before fewgen sees the size (a warning only under -W error).
+        claimed = _header_size(path)
+        if claimed is None:
+            raise ImageTooLarge(f"{what} was refused by Pillow as a possible decompression bomb: {exc}") from None
+        raise _too_large(what, claimed, limit) from None
+    except MemoryError:
+        claimed = f" ({size[0]}x{size[1]})" if size else ""
+        raise ImageTooLarge(f"{what}{claimed}: not enough memory to decode it") from None
     # Pillow reports damaged files through several exception types, depending on the codec.
-    return (OSError, UnidentifiedImageError, ValueError, SyntaxError)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        raise CorruptImage(f"cannot decode {what}: {exc}") from None
 
 
 def checked_size(path: Path) -> tuple[int, int]:
     """(width, height) after decoding the whole file, so truncated images are caught here."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.size
-    except _decode_errors() as exc:
-        raise CorruptImage(f"cannot decode image: {exc}") from None
+    with open_image(path, "image") as image:
+        image.load()
+        return image.size
 
 
 def load_rgb(path: Path) -> np.ndarray:
     """An HxWx3 uint8 array."""
     import numpy as np
-    from PIL import Image
 
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except _decode_errors() as exc:
-        raise CorruptImage(f"cannot decode image {path}: {exc}") from None
+    with open_image(path) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 def load_mask(path: Path) -> np.ndarray:
     """An HxW uint8 array (first channel of multi-channel masks)."""
     import numpy as np
-    from PIL import Image
 
-    try:
-        with Image.open(path) as image:
-            array = np.asarray(image)
-    except _decode_errors() as exc:
-        raise CorruptImage(f"cannot decode mask {path}: {exc}") from None
+    with open_image(path, f"mask {path}") as image:
+        array = np.asarray(image)
     return array[..., 0] if array.ndim == 3 else array
 
 

@@ -8,6 +8,8 @@ Third-party plugin tests can use these as fewgen's own tests do::
 from __future__ import annotations
 
 import logging
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -49,3 +51,14 @@ def make_native_dataset(folder: Path, count: int = 6, size: tuple[int, int] = (6
     dataset = Dataset(samples, ["person", "car"], "tiny")
     dataset.save(folder)
     return dataset
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG of a few dozen bytes whose header claims ``width`` x ``height`` RGB pixels (a decompression bomb)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\0" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")

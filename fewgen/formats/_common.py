@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from fewgen.api import SampleIssue
-from fewgen.dataset import Box, Sample
+from fewgen.api import ReadResult, SampleIssue
+from fewgen.dataset import SPLITS, UNSAFE_CHARACTERS, Box, Dataset, Sample, name_problem, sample_problem
 from fewgen.errors import UsageError
 from fewgen.imageio import IMAGE_SUFFIXES, CorruptImage, checked_size, copy_file, load_mask, load_rgb, save_image
 
@@ -40,22 +40,66 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def image_files(folder: Path) -> list[Path]:
-    """Image files anywhere below ``folder``, sorted by path."""
+def walk(folder: Path, issues: list[SampleIssue] | None) -> Iterable[tuple[str, list[str], list[str]]]:
+    """``os.walk`` of ``folder`` as the readers use it; a folder that cannot be listed goes to ``issues``.
+
+    Symbolic links to folders are not followed, so a link loop cannot trap a reader, and no folder
+    outside the dataset is read by walking (the tree fingerprint of the cache key follows the same rule).
+    """
+
+    def unreadable(exc: OSError) -> None:
+        if issues is not None:
+            issues.append(SampleIssue(str(exc.filename), f"cannot list folder: {exc.strerror or exc}"))
+
+    return os.walk(folder, onerror=unreadable, followlinks=False)
+
+
+def image_files(folder: Path, issues: list[SampleIssue] | None = None) -> list[Path]:
+    """Image files anywhere below ``folder``, sorted by path (see :func:`walk` on links and errors)."""
     found = []
-    for directory, subdirs, files in os.walk(folder):
+    for directory, subdirs, files in walk(folder, issues):
         subdirs.sort()
         found.extend(Path(directory, name) for name in files if is_image(Path(name)))
     return sorted(found)
 
 
 def sample_id(image: Path, base: Path) -> str:
-    """Posix path of ``image`` relative to ``base`` without its suffix (the full path if outside)."""
-    try:
-        relative = image.relative_to(base)
-    except ValueError:
-        relative = image
+    """Posix path of ``image`` relative to ``base`` without its suffix.
+
+    An image outside ``base`` (listed by absolute path, or through ``..``) is named by its whole
+    path without the leading ``/``: an id never starts with ``/`` or holds a ``..`` segment.
+    """
+    image, base = (Path(os.path.normpath(Path(p).absolute())) for p in (image, base))
+    relative = image.relative_to(base) if image.is_relative_to(base) else image.relative_to(image.anchor)
     return relative.with_suffix("").as_posix()
+
+
+def finished(dataset: Dataset, issues: list[SampleIssue], source: str) -> ReadResult:
+    """A reader's result, once class names are safe (else UsageError) and unsafe samples moved to ``issues``.
+
+    Ids, labels and domains become file names when a dataset is written, so a sample whose text
+    has control characters, an absolute path or ``..`` is skipped, as is one with a split other than
+    train, val or test. Class names apply to the whole dataset: an unsafe one is a usage error.
+    """
+    for index, name in enumerate(dataset.classes):
+        problem = name_problem(name)
+        if problem:
+            raise UsageError(f"class {index} of {source}, {name!r}, {problem}; rename it")
+    kept = []
+    for sample in dataset.samples:
+        problem = sample_problem(sample)
+        if problem:
+            issues.append(SampleIssue(str(sample.image), problem))
+        else:
+            kept.append(sample)
+    return ReadResult(dataset.with_samples(kept), issues)
+
+
+def split_folder(sample: Sample) -> str:
+    """The sample's split as a folder name for a writer; any other text is refused, never joined to a path."""
+    if sample.split not in SPLITS:
+        raise UsageError(f"split {sample.split!r} of sample {sample.id!r} is not one of {', '.join(SPLITS)}")
+    return sample.split
 
 
 def decoded_sizes(paths: Sequence[Path]) -> list[tuple[int, int] | CorruptImage]:
@@ -158,15 +202,25 @@ def yolo_line(box: Box, width: int, height: int, class_base: int = 0) -> str:
     return f"{box.cls + class_base} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
 
 
+# Long enough for any real id, short enough that a suffix and a counter stay within the 255 bytes
+# most file systems allow in a name.
+MAX_NAME_BYTES = 200
+
+
 def file_names(samples: Iterable[Sample]) -> list[str]:
     """A file name (without suffix) per sample, unique even on case-insensitive file systems.
 
-    Ids may contain ``/``; it becomes ``__`` so every file of a split sits in one folder.
+    Ids may contain ``/``; it becomes ``__`` so every file of a split sits in one folder. Control
+    characters become ``_`` and long ids are cut, so whatever a generator made an id, the name is one
+    harmless path segment.
     """
     used: set[str] = set()
     names = []
     for sample in samples:
-        base = sample.id.replace("\\", "/").strip("/").replace("/", "__") or "sample"
+        base = sample.id.replace("\\", "/").strip("/").replace("/", "__")
+        base = UNSAFE_CHARACTERS.sub("_", base).encode()[:MAX_NAME_BYTES].decode(errors="ignore")
+        if base.strip(".") == "":
+            base = "sample"
         name, counter = base, 1
         while name.lower() in used:
             counter += 1

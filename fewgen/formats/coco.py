@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from fewgen.api import DatasetFormat, NoParams, Params, ReadResult, SampleIssue
-from fewgen.dataset import SPLITS, Box, Dataset, Sample
+from fewgen.dataset import SPLITS, Box, Dataset, Sample, name_problem
 from fewgen.errors import UsageError
 from fewgen.formats._common import (
     SampleProblem,
@@ -20,8 +20,10 @@ from fewgen.formats._common import (
     export_image,
     export_mask,
     file_names,
+    finished,
     require_dir,
     sample_id,
+    split_folder,
 )
 from fewgen.imageio import CorruptImage
 
@@ -108,20 +110,22 @@ class CocoFormat(DatasetFormat):
             folder = root / options.image_folder(split)
             by_image_id: dict[Any, _Image] = {}
             for record in document["images"]:
-                if not isinstance(record, dict) or "file_name" not in record or "id" not in record:
-                    issues.append(SampleIssue(str(json_path), f"image record without id or file_name: {record!r}"))
+                problem = _image_record_problem(record)
+                if problem:
+                    issues.append(SampleIssue(str(json_path), f"{problem}: {_short(record)}"))
                     continue
-                path = folder / str(record["file_name"])
-                mask = (root / options.masks / str(record["file_name"])).with_suffix(".png")
+                path = folder / record["file_name"]
+                mask = (root / options.masks / record["file_name"]).with_suffix(".png")
                 image = _Image(path, sample_id(path, root), split, record, mask)
                 if image.id in images:
                     issues.append(SampleIssue(str(path), f"listed again in {json_path.name}; kept the first"))
                     continue
                 images[image.id] = by_image_id[record["id"]] = image
             for annotation in document["annotations"]:
-                owner = by_image_id.get(annotation.get("image_id")) if isinstance(annotation, dict) else None
+                image_id = annotation.get("image_id") if isinstance(annotation, dict) else None
+                owner = by_image_id.get(image_id) if _is_id(image_id) else None
                 if owner is None:
-                    issues.append(SampleIssue(str(json_path), f"annotation for an unknown image: {annotation!r}"))
+                    issues.append(SampleIssue(str(json_path), f"annotation for an unknown image: {_short(annotation)}"))
                     continue
                 owner.annotations.append(annotation)
         if not images:
@@ -140,14 +144,14 @@ class CocoFormat(DatasetFormat):
                 samples.append(_sample(image, size, class_of, mask_sizes))
             except SampleProblem as problem:
                 issues.append(problem.issue)
-        return ReadResult(Dataset(samples, classes, root.name), issues)
+        return finished(Dataset(samples, classes, root.name), issues, f"the COCO categories under {root}")
 
     def write(self, dataset: Dataset, dest: Path, options: NoParams) -> Dataset:
         categories = [{"id": i + 1, "name": name, "supercategory": ""} for i, name in enumerate(dataset.classes)]
         documents: dict[str, dict[str, Any]] = {}
         written = []
         for sample, name in zip(dataset.samples, file_names(dataset.samples), strict=True):
-            file_name = f"{sample.split}/{name}{sample.image.suffix}"
+            file_name = f"{split_folder(sample)}/{name}{sample.image.suffix}"
             image = dest / "images" / file_name
             export_image(sample.image, image)
             mask = None
@@ -194,8 +198,9 @@ def _load_json(path: Path) -> dict[str, Any]:
         raise UsageError(f"COCO annotation file not found: {path}")
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"COCO annotation file {path} is not valid JSON: {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise UsageError(f"COCO annotation file {path} is not valid JSON: {reason}") from None
     if not isinstance(document, dict) or not isinstance(document.get("images"), list):
         raise UsageError(f"COCO annotation file {path} has no 'images' list")
     if not isinstance(document.setdefault("annotations", []), list):
@@ -203,6 +208,29 @@ def _load_json(path: Path) -> dict[str, Any]:
     if not isinstance(document.setdefault("categories", []), list):
         raise UsageError(f"COCO annotation file {path}: 'categories' must be a list")
     return document
+
+
+def _is_id(value: Any) -> bool:
+    """COCO ids are numbers; strings are accepted too. Anything else (a list, an object) is no id."""
+    return isinstance(value, int | float | str) and not isinstance(value, bool)
+
+
+def _image_record_problem(record: Any) -> str | None:
+    if not isinstance(record, dict) or "file_name" not in record or "id" not in record:
+        return "image record without id or file_name"
+    if not _is_id(record["id"]):
+        return f"image id must be a number or a string, not {type(record['id']).__name__}"
+    file_name = record["file_name"]
+    if not isinstance(file_name, str) or not file_name.strip():
+        return "file_name must be a non-empty string"
+    problem = name_problem(file_name)
+    return f"file_name {file_name!r} {problem}" if problem else None
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    """``repr(value)``, cut to ``limit`` characters: a damaged record can be megabytes long."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def _categories(documents: dict[str, dict[str, Any]], root: Path, options: CocoOptions) -> dict[int, str]:
@@ -231,8 +259,8 @@ def _sample(image: _Image, size: tuple[int, int], class_of: dict[int, int], mask
             continue
         try:
             category = annotation["category_id"]
-            if category not in class_of:
-                raise ValueError(f"unknown category {category}")
+            if not _is_id(category) or category not in class_of:
+                raise ValueError(f"unknown category {_short(category, 40)}")
             bbox = annotation["bbox"]
             if not isinstance(bbox, list) or len(bbox) != 4:
                 raise ValueError(f"bbox must be [x, y, width, height], not {bbox!r}")
@@ -240,7 +268,7 @@ def _sample(image: _Image, size: tuple[int, int], class_of: dict[int, int], mask
             boxes.append(checked_box(class_of[category], (x, y, x + w, y + h), width, height, len(class_of)))
         except (KeyError, TypeError, ValueError) as exc:
             reason = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise SampleProblem(image.path, f"annotation {annotation.get('id')}: {reason}") from None
+            raise SampleProblem(image.path, f"annotation {_short(annotation.get('id'), 40)}: {reason}") from None
     mask = image.mask if image.mask in mask_sizes else None
     if mask is not None:
         checked_mask(mask, mask_sizes[mask], width, height)

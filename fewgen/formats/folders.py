@@ -8,7 +8,6 @@ fields (``{domain}/{name}``), any image suffix matches.
 
 from __future__ import annotations
 
-import os
 import re
 import string
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from fewgen.api import DatasetFormat, Params, ReadResult, SampleIssue
-from fewgen.dataset import SPLITS, Box, Dataset, Sample
+from fewgen.dataset import SPLITS, UNSAFE_CHARACTERS, Box, Dataset, Sample, name_problem
 from fewgen.errors import UsageError
 from fewgen.formats._common import (
     SampleProblem,
@@ -28,11 +27,13 @@ from fewgen.formats._common import (
     export_image,
     export_mask,
     file_names,
+    finished,
     is_image,
     number,
     parse_box_file,
     require_dir,
     sample_id,
+    walk,
     yolo_line,
 )
 from fewgen.imageio import CorruptImage
@@ -123,12 +124,17 @@ class Source(Params):
     @model_validator(mode="after")
     def _templates_fit(self) -> Source:
         images = parse_template(self.images)
-        if self.images.startswith("/") or ".." in self.images.split("/"):
-            raise ValueError(f"images template {self.images!r} must be a path inside the root")
-        for key in ("mask", "boxes", "label", "domain", "split"):
+        for key in ("images", "mask", "boxes", "label", "domain", "split"):
             text = getattr(self, key)
             if text is None:
                 continue
+            if key in ("images", "mask", "boxes"):
+                # Path templates name the files read and, in the output format, the files written: never outside.
+                problem = name_problem(text)
+                if problem:
+                    raise ValueError(f"{key} template {text!r} {problem}; it must be a path inside the root")
+            elif UNSAFE_CHARACTERS.search(text):
+                raise ValueError(f"{key} {text!r} contains a control character (NUL, newline, ...)")
             unknown = [f for f in parse_template(text).fields if f not in images.fields]
             if unknown:
                 raise ValueError(f"{key} {text!r} uses {{{unknown[0]}}}, which the images template does not capture")
@@ -199,7 +205,7 @@ class FoldersFormat(DatasetFormat):
         classes = list(options.classes) or [
             str(i) for i in range(max((b.cls + 1 for s in samples for b in s.boxes), default=0))
         ]
-        return ReadResult(Dataset(samples, classes, root.name), issues)
+        return finished(Dataset(samples, classes, root.name), issues, "options.classes")
 
     def write(self, dataset: Dataset, dest: Path, options: FoldersOptions) -> Dataset:
         source = options.sources[0]
@@ -235,7 +241,7 @@ def _find(root: Path, sources: list[Source], issues: list[SampleIssue]) -> dict[
     for index, source in enumerate(sources):
         template = parse_template(source.images)
         matched = 0
-        for image in _candidates(root, template):
+        for image in _candidates(root, template, issues):
             relative = image.relative_to(root).as_posix()
             fields = template.match(relative[: -len(image.suffix)] if template.any_suffix else relative)
             if fields is None:
@@ -250,14 +256,14 @@ def _find(root: Path, sources: list[Source], issues: list[SampleIssue]) -> dict[
     return found
 
 
-def _candidates(root: Path, template: Template) -> list[Path]:
+def _candidates(root: Path, template: Template, issues: list[SampleIssue]) -> list[Path]:
     """Image files at the template's depth below its constant leading folders, sorted."""
     start = root / template.constant_folder
     levels = template.depth - (template.constant_folder.count("/") + 1 if template.constant_folder else 0)
     if not start.is_dir():
         return []
     files = []
-    for directory, subdirs, names in os.walk(start):
+    for directory, subdirs, names in walk(start, issues):
         level = len(Path(directory).relative_to(start).parts) + 1
         if level < levels:
             subdirs.sort()

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 
 from fewgen.api import DatasetFormat, Params, ReadResult, SampleIssue
-from fewgen.dataset import Dataset, Sample
+from fewgen.dataset import UNSAFE_CHARACTERS, Dataset, Sample
 from fewgen.errors import UsageError
 from fewgen.formats._common import (
     SampleProblem,
@@ -16,9 +16,11 @@ from fewgen.formats._common import (
     export_image,
     export_mask,
     file_names,
+    finished,
     is_image,
     require_dir,
     sample_id,
+    split_folder,
 )
 from fewgen.imageio import CorruptImage
 
@@ -46,12 +48,15 @@ class MvtecFormat(DatasetFormat):
 
     def read(self, root: Path, options: MvtecOptions) -> ReadResult:
         require_dir(root, "dataset root")
+        issues: list[SampleIssue] = []
         found = []
         for folder, split in SPLIT_FOLDERS.items():
             split_dir = root / folder
-            for type_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()) if split_dir.is_dir() else []:
-                for image in sorted(p for p in type_dir.iterdir() if p.is_file() and is_image(p)):
-                    found.append((image, split, type_dir.name))
+            for type_dir in _listed(split_dir, issues) if split_dir.is_dir() else []:
+                # A linked folder is not read, as no reader follows links to folders (see _common.walk).
+                if type_dir.is_dir() and not type_dir.is_symlink():
+                    images = [p for p in _listed(type_dir, issues) if is_image(p) and p.is_file()]
+                    found.extend((image, split, type_dir.name) for image in images)
         if not found:
             raise UsageError(f"no images in {root}/train/<type>/ or {root}/test/<type>/ (is root one category?)")
 
@@ -62,7 +67,6 @@ class MvtecFormat(DatasetFormat):
         }
         existing = [mask for mask in masks.values() if mask.is_file()]
         mask_sizes = dict(zip(existing, decoded_sizes(existing), strict=True))
-        issues: list[SampleIssue] = []
         samples = []
         for (image, split, label), size in zip(found, decoded_sizes([f[0] for f in found]), strict=True):
             if isinstance(size, CorruptImage):
@@ -78,17 +82,15 @@ class MvtecFormat(DatasetFormat):
                 continue
             samples.append(Sample(sample_id(image, root), image, *size, split=split, mask=mask, label=label))
         samples.sort(key=lambda s: s.id)
-        return ReadResult(Dataset(samples, [], root.name), issues)
+        return finished(Dataset(samples, [], root.name), issues, str(root))
 
     def write(self, dataset: Dataset, dest: Path, options: MvtecOptions) -> Dataset:
         written = []
         for sample, name in zip(dataset.samples, file_names(dataset.samples), strict=True):
             label = sample.label or (options.good if sample.mask is None else "defect")
-            if "/" in label or label in ("", ".", ".."):
+            if "/" in label or label in ("", ".", "..") or UNSAFE_CHARACTERS.search(label):
                 raise UsageError(f"label {label!r} of sample {sample.id!r} cannot be an MVTec type folder name")
-            if sample.split not in FOLDER_OF_SPLIT:
-                raise UsageError(f"split {sample.split!r} of sample {sample.id!r} has no MVTec folder")
-            image = dest / FOLDER_OF_SPLIT[sample.split] / label / f"{name}{sample.image.suffix}"
+            image = dest / FOLDER_OF_SPLIT[split_folder(sample)] / label / f"{name}{sample.image.suffix}"
             export_image(sample.image, image)
             mask = None
             if sample.mask is not None and label != options.good:
@@ -96,3 +98,12 @@ class MvtecFormat(DatasetFormat):
                 export_mask(sample.mask, mask)
             written.append(sample.derive(image=image, mask=mask))
         return dataset.with_samples(written)
+
+
+def _listed(folder: Path, issues: list[SampleIssue]) -> list[Path]:
+    """The entries of one folder, sorted; a folder that cannot be listed goes to ``issues``."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError as exc:
+        issues.append(SampleIssue(str(folder), f"cannot list folder: {exc.strerror or exc}"))
+        return []

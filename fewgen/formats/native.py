@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from fewgen.api import DatasetFormat, NoParams, ReadResult, SampleIssue
@@ -16,6 +17,7 @@ from fewgen.formats._common import (
     export_image,
     export_mask,
     file_names,
+    finished,
     require_dir,
 )
 from fewgen.imageio import CorruptImage
@@ -39,25 +41,29 @@ class FewgenFormat(DatasetFormat):
                 raise UsageError(f"not a fewgen dataset, {path.name} missing: {path}")
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            classes = [str(name) for name in meta.get("classes", [])]
+            classes = meta.get("classes", [])
+            if not isinstance(classes, list):
+                raise TypeError(f"'classes' must be a list, not {type(classes).__name__}")
+            classes = [str(name) for name in classes]
             name = str(meta.get("name", root.name))
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, AttributeError, TypeError) as exc:
             raise UsageError(f"{meta_path} is not a fewgen dataset description: {exc}") from None
 
         issues: list[SampleIssue] = []
         records: list[Sample] = []
         seen: set[str] = set()
-        with open(samples_path, encoding="utf-8") as lines:
+        with open(samples_path, "rb") as lines:
             for number, line in enumerate(lines, start=1):
+                where = f"{samples_path}:{number}"
                 if not line.strip():
                     continue
                 try:
-                    record = Sample.from_record(json.loads(line), root)
-                except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-                    issues.append(SampleIssue(f"{samples_path}:{number}", f"unreadable record: {exc!r}"))
+                    record = _record(line, root)
+                except ValueError as exc:
+                    issues.append(SampleIssue(where, f"unreadable record: {exc}"))
                     continue
                 if record.id in seen:
-                    issues.append(SampleIssue(f"{samples_path}:{number}", f"duplicate id {record.id!r}"))
+                    issues.append(SampleIssue(where, f"duplicate id {record.id!r}"))
                     continue
                 seen.add(record.id)
                 records.append(record)
@@ -75,7 +81,7 @@ class FewgenFormat(DatasetFormat):
                 samples.append(_checked(record, size, len(classes), mask_sizes))
             except SampleProblem as problem:
                 issues.append(problem.issue)
-        return ReadResult(Dataset(samples, classes, name), issues)
+        return finished(Dataset(samples, classes, name), issues, str(meta_path))
 
     def write(self, dataset: Dataset, dest: Path, options: NoParams) -> Dataset:
         written = []
@@ -90,6 +96,28 @@ class FewgenFormat(DatasetFormat):
         result = dataset.with_samples(written)
         result.save(dest)
         return result
+
+
+def _record(line: bytes, root: Path) -> Sample:
+    """One line of ``samples.jsonl`` as a sample; ValueError says what is wrong with it."""
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    sample = Sample.from_record(record, root)
+    for key in ("image", "mask"):
+        # Dataset.save writes files outside the folder as absolute paths; a relative one that climbs
+        # out with ".." is no path it writes, and the usual shape of a path-traversal attempt.
+        text = record.get(key)
+        if isinstance(text, str) and not Path(text).is_absolute():
+            relative = os.path.normpath(text)
+            if relative == ".." or relative.startswith("../"):
+                raise ValueError(f"{key} path {text!r} leads outside the dataset folder")
+    return sample
 
 
 def _checked(sample: Sample, size: tuple[int, int], n_classes: int, mask_sizes: dict) -> Sample:

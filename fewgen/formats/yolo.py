@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,14 @@ from fewgen.formats._common import (
     export_image,
     export_mask,
     file_names,
+    finished,
     image_files,
     is_image,
     parse_box_file,
     read_yaml,
     require_dir,
     sample_id,
+    split_folder,
     yolo_line,
 )
 from fewgen.imageio import CorruptImage
@@ -97,15 +100,14 @@ class YoloFormat(DatasetFormat):
 
     def read(self, root: Path, options: YoloOptions) -> ReadResult:
         require_dir(root, "dataset root")
+        issues: list[SampleIssue] = []
         if options.data is not None:
-            entries, yaml_names = _entries_from_data_yaml(root / options.data)
+            entries, yaml_names = _entries_from_data_yaml(root / options.data, issues)
         else:
-            entries, yaml_names = _entries_from_folders(root, options), None
+            entries, yaml_names = _entries_from_folders(root, options, issues), None
         if not entries:
             raise UsageError(f"no images found under {root}")
         names = _names(options.names, root) if options.names is not None else yaml_names
-
-        issues: list[SampleIssue] = []
         entries = _unique(entries, issues)
         sizes = decoded_sizes([e.image for e in entries])
         masks = [e for e in entries if e.mask is not None and e.mask.is_file()]
@@ -130,20 +132,21 @@ class YoloFormat(DatasetFormat):
         if names is None:
             names = [str(i) for i in range(max((b.cls + 1 for s in samples for b in s.boxes), default=0))]
         samples.sort(key=lambda s: s.id)
-        return ReadResult(Dataset(samples, names, root.name), issues)
+        return finished(Dataset(samples, names, root.name), issues, f"the YOLO dataset {root}")
 
     def write(self, dataset: Dataset, dest: Path, options: YoloOptions) -> Dataset:
         written = []
         for sample, name in zip(dataset.samples, file_names(dataset.samples), strict=True):
-            image = dest / "images" / sample.split / f"{name}{sample.image.suffix}"
+            split = split_folder(sample)
+            image = dest / "images" / split / f"{name}{sample.image.suffix}"
             export_image(sample.image, image)
-            labels = dest / "labels" / sample.split / f"{name}.txt"
+            labels = dest / "labels" / split / f"{name}.txt"
             labels.parent.mkdir(parents=True, exist_ok=True)
             lines = [yolo_line(box, sample.width, sample.height) for box in sample.boxes]
             labels.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
             mask = None
             if sample.mask is not None:
-                mask = dest / "masks" / sample.split / f"{name}.png"
+                mask = dest / "masks" / split / f"{name}.png"
                 export_mask(sample.mask, mask)
             written.append(sample.derive(image=image, mask=mask))
         present = {s.split for s in dataset.samples}
@@ -158,14 +161,14 @@ class YoloFormat(DatasetFormat):
         return dataset.with_samples(written)
 
 
-def _entries_from_folders(root: Path, options: YoloOptions) -> list[_Entry]:
+def _entries_from_folders(root: Path, options: YoloOptions, issues: list[SampleIssue]) -> list[_Entry]:
     images = require_dir(root / options.images, "image folder")
     labels, masks = root / options.labels, root / options.masks
     # A missing label folder is far more often a wrong option than a dataset without any box.
     if not labels.is_dir():
         raise UsageError(f"label folder not found: {labels} (create it empty if no image has boxes)")
     entries = []
-    for image in image_files(images):
+    for image in image_files(images, issues):
         relative = image.relative_to(images)
         split = options.split or SPLIT_FOLDERS.get(relative.parts[0].lower(), "train")
         entries.append(
@@ -180,7 +183,7 @@ def _entries_from_folders(root: Path, options: YoloOptions) -> list[_Entry]:
     return entries
 
 
-def _entries_from_data_yaml(path: Path) -> tuple[list[_Entry], list[str] | None]:
+def _entries_from_data_yaml(path: Path, issues: list[SampleIssue]) -> tuple[list[_Entry], list[str] | None]:
     config = read_yaml(path, "data YAML")
     if not isinstance(config, dict):
         raise UsageError(f"data YAML {path} must be a mapping with keys path, train, val, test, names")
@@ -191,8 +194,11 @@ def _entries_from_data_yaml(path: Path) -> tuple[list[_Entry], list[str] | None]
     entries = []
     for split in SPLITS:
         value = config.get(split) or []
-        for item in [value] if isinstance(value, str) else value:
-            for image in _listed_images(base / str(item), path, split):
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            raise UsageError(f"{split} of data YAML {path} must be a folder or .txt list, or a list of these")
+        for item in items:
+            for image in _listed_images(base / item, path, split, issues):
                 entries.append(
                     _Entry(image, sample_id(image, base), split, _beside(image, "labels", ".txt"), _mask_of(image))
                 )
@@ -200,12 +206,15 @@ def _entries_from_data_yaml(path: Path) -> tuple[list[_Entry], list[str] | None]
     return entries, names
 
 
-def _listed_images(target: Path, data_yaml: Path, split: str) -> list[Path]:
+def _listed_images(target: Path, data_yaml: Path, split: str, issues: list[SampleIssue]) -> list[Path]:
     if target.is_dir():
-        return image_files(target)
+        return image_files(target, issues)
     if target.is_file() and target.suffix == ".txt":
         # Lines are relative to the list's folder (ultralytics writes them as ./images/...).
-        lines = target.read_text(encoding="utf-8").splitlines()
+        try:
+            lines = target.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read the {split} image list {target} of {data_yaml}: {exc}") from None
         return [target.parent / line.strip() for line in lines if line.strip() and is_image(Path(line.strip()))]
     raise UsageError(f"{split} images of {data_yaml} not found: {target}")
 
@@ -241,7 +250,7 @@ def _unique(entries: list[_Entry], issues: list[SampleIssue]) -> list[_Entry]:
         first = seen.setdefault(entry.id, entry)
         if first is entry:
             continue
-        if first.image.resolve() != entry.image.resolve():
+        if os.path.realpath(first.image) != os.path.realpath(entry.image):  # resolve() raises on a link loop
             issues.append(SampleIssue(str(entry.image), f"same id as {first.image.name}; kept {first.image.name}"))
         elif first.split != entry.split:
             issues.append(

@@ -132,6 +132,9 @@ class AugmentGenerator(Generator):
                 except ValueError as exc:  # e.g. a custom crop larger than this image
                     ctx.skip(parent.image, f"augmentation failed: {exc}")
                     break
+                except MemoryError:  # one huge image (within the pixel limit) must not end the step
+                    ctx.skip(parent.image, f"augmentation ran out of memory ({image.shape[1]}x{image.shape[0]})")
+                    break
                 pixels = result["image"]
                 if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
                     raise UsageError(

@@ -48,7 +48,9 @@ def load_class_images(
     depend on the order a folder was listed in.
     """
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from fewgen.imageio import CorruptImage, open_image
 
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
@@ -57,9 +59,9 @@ def load_class_images(
     for key, raw_path in sorted(items, key=lambda item: (str(item[0]), str(item[1]))):
         path = Path(raw_path)
         try:
-            with Image.open(path) as image:
+            with open_image(path, "image") as image:  # the pixel limit and Pillow's errors, in one place
                 resized = image.convert(mode).resize(size, Image.Resampling.LANCZOS)
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        except CorruptImage as exc:
             if on_error is None:
                 raise ValueError(f"cannot decode image {path}: {exc}") from None
             on_error(path, f"cannot decode image: {exc}")

@@ -125,7 +125,9 @@ def load_examples(
     passed to ``on_error(path, reason)`` and its examples are left out (without ``on_error`` it
     raises).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from fewgen.imageio import CorruptImage, open_image
 
     mode = "L" if channels == 1 else "RGB"
     if channels not in (1, 3):
@@ -138,13 +140,14 @@ def load_examples(
     loaded: dict[int, np.ndarray] = {}
     for path, positions in by_image.items():
         try:
-            with Image.open(path) as opened:
+            # open_image refuses images over fewgen's pixel limit before decoding them.
+            with open_image(path, "image") as opened:
                 image = opened.convert(mode)
                 image.load()
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        except CorruptImage as exc:
             if on_error is None:
-                raise ValueError(f"cannot decode image {path}: {exc}") from None
-            on_error(path, f"cannot decode image: {exc}")
+                raise ValueError(f"{path}: {exc}") from None
+            on_error(path, str(exc))
             continue
         for position in positions:
             region = examples[position].region

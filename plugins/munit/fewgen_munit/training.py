@@ -324,11 +324,12 @@ def load_domain_images(paths: Sequence[str | Path], size: int) -> torch.Tensor:
     antialiased), then the centre ``size`` x ``size`` crop. The official loader resizes the
     short side too and then crops at random; use :func:`random_batch` on larger images for that."""
     import numpy as np
-    from PIL import Image
+
+    from fewgen.imageio import open_image
 
     out = torch.empty(len(paths), 3, size, size, dtype=torch.uint8)
     for index, path in enumerate(paths):
-        with Image.open(path) as image:
+        with open_image(path) as image:  # over fewgen's pixel limit: a CorruptImage naming the file
             pixels = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)[None].float()
         height, width = pixels.shape[-2:]
         scale = size / min(height, width)
