@@ -93,15 +93,18 @@ set_option = click.option(
 )
 
 
+cache_dir_option = click.option(
+    "--cache-dir", type=click.Path(file_okay=False), help="Step cache (default: $FEWGEN_CACHE or user cache)."
+)
+
+
 @cli.command()
 @click.argument("recipe")
 @set_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run folder (default: runs/NAME-TIME).")
 @click.option("--device", help="Override the recipe's device: auto, cpu, cuda, cuda:N.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty run folder (only once the new run is complete).")
-@click.option(
-    "--cache-dir", type=click.Path(file_okay=False), help="Step cache (default: $FEWGEN_CACHE or user cache)."
-)
+@cache_dir_option
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def run(
     recipe: str,
@@ -116,6 +119,10 @@ def run(
     from fewgen.cache import StepCache
     from fewgen.engine import Engine
 
+    if device is not None:
+        from fewgen.recipe import check_device
+
+        check_device(device)
     loaded = _load(recipe, overrides)
     target = Path(out_dir) if out_dir else Path("runs") / f"{loaded.recipe.name}-{datetime.now():%Y%m%d-%H%M%S}"
     engine = Engine(
@@ -164,7 +171,7 @@ def plugins(as_json: bool) -> None:
         click.echo("no plugins installed")
     for info in infos:
         click.echo(f"{info.name} ({info.distribution or '?'} {info.version or ''})".rstrip())
-        for label in ("generators", "evaluators", "formats", "cards", "benchmarks", "commands"):
+        for label in ("generators", "evaluators", "formats", "cards", "benchmarks", "commands", "workloads"):
             values = getattr(info, label)
             if values:
                 click.echo(f"  {label}: {', '.join(values)}")
@@ -185,6 +192,123 @@ def cards(as_json: bool) -> None:
         click.echo(
             f"{card.name:16} {card.format:8} {card.description.strip().splitlines()[0] if card.description else ''}"
         )
+
+
+def _open_cache(cache_dir: str | None):
+    from fewgen.cache import StepCache
+
+    return StepCache(Path(cache_dir)) if cache_dir else StepCache()
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _parse_amount(text: str, units: dict[str, int], what: str, example: str) -> float:
+    value = text.strip().lower()
+    if what == "size":
+        value = value.removesuffix("ib").removesuffix("b")
+    number, unit = (value[:-1], value[-1]) if value and value[-1] in units else (value, "")
+    try:
+        amount = float(number)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a {what} like {example}") from None
+    if not 0 <= amount < float("inf"):
+        raise click.BadParameter(f"{text!r} is not a {what} like {example}")
+    return amount * units[unit]
+
+
+def _human_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"
+
+
+@cli.group()
+def cache() -> None:
+    """Inspect, check and trim the step cache."""
+
+
+@cache.command("ls")
+@cache_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def cache_ls(cache_dir: str | None, as_json: bool) -> None:
+    """List cache entries: key, what made them, size, last use."""
+    store = _open_cache(cache_dir)
+    infos = list(store.entries())
+    if as_json:
+        rows = [
+            {"key": i.key, **i.meta, "bytes": i.bytes, "files": i.files, "created": i.created, "last_used": i.last_used}
+            for i in infos
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for info in sorted(infos, key=lambda i: i.last_used, reverse=True):
+        what = f"{info.meta.get('kind', '?')} {info.meta.get('component') or info.meta.get('format', '')}".strip()
+        used = datetime.fromtimestamp(info.last_used).strftime("%Y-%m-%d %H:%M")
+        step = info.meta.get("step", "")
+        click.echo(f"{info.key[:12]}  {used}  {_human_bytes(info.bytes):>10}  {what} {step}".rstrip())
+    click.echo(f"{len(infos)} entries in {store.root}")
+
+
+@cache.command("du")
+@cache_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def cache_du(cache_dir: str | None, as_json: bool) -> None:
+    """Disk use of the cache, by kind of entry and in total."""
+    from fewgen.cache import folder_bytes
+
+    store = _open_cache(cache_dir)
+    by_component: dict[str, int] = {}
+    for info in store.entries():
+        label = info.meta.get("component") or info.meta.get("kind") or "unknown"
+        by_component[label] = by_component.get(label, 0) + info.bytes
+    usage = {
+        "entries": by_component,
+        **{name: folder_bytes(store.root / name) for name in ("scratch", "tmp", "damaged", "logs")},
+    }
+    usage["total"] = folder_bytes(store.root)
+    if as_json:
+        click.echo(json.dumps(usage, indent=2, sort_keys=True))
+        return
+    for label, size in sorted(by_component.items(), key=lambda item: -item[1]):
+        click.echo(f"{_human_bytes(size):>10}  {label}")
+    for name in ("scratch", "tmp", "damaged", "logs"):
+        if usage[name]:
+            click.echo(f"{_human_bytes(usage[name]):>10}  ({name}/)")
+    click.echo(f"{_human_bytes(usage['total']):>10}  total in {store.root}")
+
+
+@cache.command("verify")
+@cache_dir_option
+def cache_verify(cache_dir: str | None) -> None:
+    """Check every entry's files against their recorded sizes and hashes; damaged ones are set aside."""
+    store = _open_cache(cache_dir)
+    checked, damaged = store.verify_all()
+    for key, problem, moved in damaged:
+        click.echo(f"damaged {key[:12]}: {problem} (moved to {moved})")
+    click.echo(f"{checked} entries checked, {len(damaged)} damaged")
+    if damaged:
+        sys.exit(1)
+
+
+@cache.command("prune")
+@cache_dir_option
+@click.option("--older-than", metavar="AGE", help="Remove entries unused for AGE (e.g. 30d, 12h, 90m).")
+@click.option("--max-size", metavar="SIZE", help="Then remove the least recently used until the cache is under SIZE.")
+def cache_prune(cache_dir: str | None, older_than: str | None, max_size: str | None) -> None:
+    """Remove cache entries by age or to fit a size; leftovers of killed runs go too."""
+    if older_than is None and max_size is None:
+        raise UsageError("give --older-than AGE, --max-size SIZE or both (e.g. --older-than 30d --max-size 20G)")
+    age = _parse_amount(older_than, _DURATION_UNITS, "duration", "30d or 12h") if older_than else None
+    size = int(_parse_amount(max_size, _SIZE_UNITS, "size", "20G or 500M")) if max_size else None
+    store = _open_cache(cache_dir)
+    stale = store.clean_stale_builds()
+    removed = store.prune(older_than_s=age, max_bytes=size)
+    freed = sum(info.bytes for info in removed)
+    click.echo(f"removed {len(removed)} entries ({_human_bytes(freed)}) and {len(stale)} leftovers of killed runs")
 
 
 class BenchGroup(click.Group):

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import click
 
     from fewgen.api import DatasetFormat, Evaluator, Generator, StepContext
+    from fewgen.contention import Workload
     from fewgen.dataset import Dataset
 
 hookspec = pluggy.HookspecMarker("fewgen")
@@ -48,6 +49,11 @@ def register_benchmarks(register: Callable[[click.Command], None]) -> None:
 
 
 @hookspec
+def register_workloads(register: Callable[[type[Workload]], None]) -> None:
+    """Register small representative units of work (``Workload`` classes) that ``fewgen bench contention`` times."""
+
+
+@hookspec
 def register_commands(register: Callable[[click.Command], None]) -> None:
     """Register click commands that become top-level ``fewgen`` subcommands."""
 
@@ -64,7 +70,7 @@ def after_step(step: StepContext, kind: str, component: str, dataset: Dataset, m
 
 @hookspec
 def after_run(run_dir: Path, manifest: dict[str, Any], metrics: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
-    """Called once the run folder is complete; may return extra metrics for its own steps, by step name."""
+    """Called once the run folder is complete; may return values about the run, by step name, for manifest.json."""
 
 
 @hookspec

@@ -37,6 +37,7 @@ class PluginInfo:
     cards: list[str] = field(default_factory=list)
     benchmarks: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
+    workloads: list[str] = field(default_factory=list)
     hooks: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -50,6 +51,7 @@ class PluginInfo:
             "cards": self.cards,
             "benchmarks": self.benchmarks,
             "commands": self.commands,
+            "workloads": self.workloads,
             "hooks": self.hooks,
         }
 
@@ -108,6 +110,10 @@ class Registry:
     def commands(self) -> dict[str, tuple[str, Any]]:
         return self._collect("register_commands", "command")
 
+    @cached_property
+    def workloads(self) -> dict[str, tuple[str, Any]]:
+        return self._collect("register_workloads", "workload")
+
     def generator(self, name: str) -> type[Generator]:
         return self._lookup(self.generators, name, "generator")[1]
 
@@ -120,6 +126,15 @@ class Registry:
     def plugin_version(self, component_table: dict[str, tuple[str, Any]], name: str) -> str:
         plugin = component_table[name][0]
         return self._versions.get(plugin, (None, None))[1] or "unversioned"
+
+    def plugin_source_hash(self, plugin_name: str) -> str | None:
+        """Hash of the plugin's source code when it is installed from a source folder (see fewgen.provenance)."""
+        from fewgen.provenance import source_hash
+
+        plugin = self.pm.get_plugin(plugin_name)
+        module = getattr(plugin, "__name__", None) or getattr(plugin, "__module__", None)
+        distribution = self._versions.get(plugin_name, (None, None))[0]
+        return source_hash(distribution, module) if module else None
 
     @staticmethod
     def _lookup(table: dict[str, tuple[str, T]], name: str, kind: str) -> tuple[str, T]:
@@ -143,6 +158,7 @@ class Registry:
             (self.card_folders, "cards"),
             (self.benchmarks, "benchmarks"),
             (self.commands, "commands"),
+            (self.workloads, "workloads"),
         ):
             for key, (plugin_name, _) in sorted(table.items()):
                 getattr(infos[plugin_name], attr).append(key)

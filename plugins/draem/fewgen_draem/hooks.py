@@ -1,4 +1,4 @@
-"""The module the ``fewgen`` entry point names: it registers the generator, the evaluator and the benchmarks.
+"""The module the ``fewgen`` entry point names: the generator, the evaluator, the benchmarks and a contention workload.
 
 Nothing imported here may import torch, so listing plugins and validating recipes stay fast.
 """
@@ -31,3 +31,10 @@ def register_benchmarks(register: Callable[[Any], None]) -> None:
     register(draem_synth)
     register(draem_train)
     register(draem_anomaly)
+
+
+@hookimpl
+def register_workloads(register: Callable[[Any], None]) -> None:
+    from fewgen_draem.workload import DraemSynthesisWorkload
+
+    register(DraemSynthesisWorkload)

@@ -1,4 +1,4 @@
-"""The module the ``fewgen`` entry point names: the adapter step, the few-shot evaluator and the benchmarks.
+"""The module the ``fewgen`` entry point names: the adapter, the few-shot evaluator, benchmarks, a workload.
 
 Nothing imported here may import torch, so listing plugins and validating recipes stay fast.
 """
@@ -28,3 +28,10 @@ def register_evaluators(register: Callable[[Any], None]) -> None:
 
     register(MamlAdapter)
     register(FewShotEvaluator)
+
+
+@hookimpl
+def register_workloads(register: Callable[[Any], None]) -> None:
+    from fewgen_maml.workload import MamlSinusoidWorkload
+
+    register(MamlSinusoidWorkload)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import numpy as np
 
+    from fewgen.api import StepContext
     from fewgen.dataset import Box
 
 # The default people detector's window is 64 x 128 pixels with the person about 96 pixels tall
@@ -108,11 +109,24 @@ class HogPeopleDetector:
 
 
 class YoloDetector:
-    """An ultralytics YOLO model run once per image; a box is found by a same-class detection with IoU >= 0.5."""
+    """An ultralytics YOLO model run once per image; a box is found by a same-class detection with IoU >= 0.5.
 
-    def __init__(self, weights: Path, class_name: str, config_dir: Path, confidence: float = 0.25) -> None:
+    ultralytics unpickles the weights file, which can run code: a step passes its ``ctx`` so the
+    file's SHA-256 is in the step's manifest record before it is loaded.
+    """
+
+    def __init__(
+        self,
+        weights: Path,
+        class_name: str,
+        config_dir: Path,
+        confidence: float = 0.25,
+        ctx: StepContext | None = None,
+    ) -> None:
         from fewgen_yolo.training import prepare_ultralytics  # the yolo plugin keeps ultralytics offline
 
+        if ctx is not None:
+            ctx.record_file(weights, "drift detector weights")
         ultralytics = prepare_ultralytics(config_dir)
         self.model = ultralytics.YOLO(str(weights))
         names = self.model.names

@@ -305,7 +305,7 @@ class MunitGenerator(Generator):
             raise UsageError(f"step {ctx.step!r}: drift_detector {weights} does not exist (relative to {Path.cwd()})")
         try:
             # The same ultralytics settings folder as the yolo evaluator's, so its font is fetched once.
-            return YoloDetector(weights, p.drift_class, default_cache_dir() / "ultralytics"), drift_class
+            return YoloDetector(weights, p.drift_class, default_cache_dir() / "ultralytics", ctx=ctx), drift_class
         except ImportError:
             raise UsageError(f"step {ctx.step!r}: a YOLO drift_detector needs the fewgen-yolo plugin") from None
         except ValueError as exc:

@@ -1,4 +1,4 @@
-"""The module the ``fewgen`` entry point names: the ``munit`` generator and the MUNIT benchmarks.
+"""The module the ``fewgen`` entry point names: the ``munit`` generator, the MUNIT benchmarks and workload.
 
 Nothing imported here may import torch, so listing plugins and validating recipes stay fast.
 """
@@ -24,3 +24,10 @@ def register_benchmarks(register: Callable[[Any], None]) -> None:
 
     register(munit_bench)
     register(munit_speed)
+
+
+@hookimpl
+def register_workloads(register: Callable[[Any], None]) -> None:
+    from fewgen_munit.workload import MunitTinyWorkload
+
+    register(MunitTinyWorkload)

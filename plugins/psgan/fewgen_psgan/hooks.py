@@ -1,4 +1,4 @@
-"""The module the ``fewgen`` entry point names: it registers the ``psgan`` generator and benchmark.
+"""The module the ``fewgen`` entry point names: the ``psgan`` generator, benchmark and workload.
 
 Nothing imported here may import torch, so listing plugins and validating recipes stay fast.
 """
@@ -23,3 +23,10 @@ def register_benchmarks(register: Callable[[Any], None]) -> None:
     from fewgen_psgan.bench import psgan_bench
 
     register(psgan_bench)
+
+
+@hookimpl
+def register_workloads(register: Callable[[Any], None]) -> None:
+    from fewgen_psgan.workload import PsganTinyWorkload
+
+    register(PsganTinyWorkload)

@@ -77,10 +77,22 @@ class YoloParams(Params):
     def _distinct_splits(self) -> YoloParams:
         if self.test_split in (self.train_split, self.val_split):
             raise ValueError("test_split must differ from train_split and val_split")
-        reserved = {"data", "epochs", "imgsz", "batch", "device", "seed", "project", "name", "resume"}
+        reserved = {"data", "epochs", "imgsz", "batch", "device", "seed", "project", "name", "resume", "model"}
         clash = sorted(reserved & set(self.train_args))
         if clash:
             raise ValueError(f"set {clash[0]!r} with this evaluator's own parameter, not in train_args")
+        if "cfg" in self.train_args:
+            # A cfg file's arguments, weights among them, would reach ultralytics without these checks.
+            raise ValueError("train_args may not name a cfg file; give its arguments in train_args")
+        pretrained = self.train_args.get("pretrained")
+        if not isinstance(pretrained, bool | None):
+            if not str(pretrained).endswith(".pt"):
+                raise ValueError(
+                    f"train_args.pretrained must be true, false or a path to .pt weights, got {pretrained!r}"
+                )
+            from fewgen_yolo.training import check_model
+
+            check_model(str(pretrained))
         return self
 
 
@@ -107,6 +119,9 @@ class YoloEvaluator(Evaluator):
         splits = _splits(dataset, params)
         if not dataset.classes:
             raise UsageError("yolo: the dataset names no classes; a detector needs boxes with classes")
+        # Before ultralytics loads them: a .pt is unpickled, which can run code.
+        for path, role in training.named_files(params.model, params.train_args):
+            ctx.record_file(path, role)
         ultralytics = training.prepare_ultralytics(default_cache_dir() / "ultralytics")
         # ultralytics accumulates gradients up to a nominal batch of 64 images: on a few dozen
         # training images that is less than one optimiser step per epoch, and a detector trained

@@ -21,3 +21,10 @@ def register_benchmarks(register: Callable[[Any], None]) -> None:
     from fewgen_yolo.bench import detect
 
     register(detect)
+
+
+@hookimpl
+def register_workloads(register: Callable[[Any], None]) -> None:
+    from fewgen_yolo.workload import YoloEpochWorkload
+
+    register(YoloEpochWorkload)

@@ -77,7 +77,27 @@ def prepare_ultralytics(config_dir: Path) -> ModuleType:
     if SETTINGS.get("sync"):
         SETTINGS.update({"sync": False})
     _undo_pillow_patch()
+    follow_thread_policy()
     return ultralytics
+
+
+def follow_thread_policy() -> None:
+    """Make ultralytics use the thread count fewgen's thread policy set last (:mod:`fewgen.threads`), if any.
+
+    ultralytics sets torch's thread count to its own ``NUM_THREADS`` (the CPU count - 1, at
+    most 8, whatever else runs) each time it selects a device, which is on every train, val
+    and predict, and it turns OpenCV's threads off when imported. Called after the import and
+    before each of those calls, so that a count the policy changed in between is the one used.
+    """
+    from fewgen.threads import applied_threads, apply_threads
+
+    threads = applied_threads()
+    if threads is None:
+        return
+    from ultralytics.utils import torch_utils
+
+    torch_utils.NUM_THREADS = threads
+    apply_threads(threads)
 
 
 def _undo_pillow_patch() -> None:
@@ -108,6 +128,26 @@ def check_model(model: str) -> None:
             )
         return
     raise ValueError(f"model {model!r} must be a model YAML (e.g. yolo11n.yaml) or a path to .pt weights")
+
+
+def named_files(model: str, train_args: dict[str, Any]) -> list[tuple[Path, str]]:
+    """The files besides the dataset that a training reads, each with its role, for the step's record.
+
+    The model's weights (a ``.pt`` ultralytics unpickles, which can run code) or its YAML
+    when that is a local file (an ultralytics name such as ``yolo11n.yaml`` comes with the
+    installed package), and ``pretrained`` weights given in the training arguments. These are
+    the only weights a training loads besides fewgen's own checkpoints in the step's folders.
+    """
+    found = []
+    path = Path(model).expanduser()
+    if model.endswith(".pt"):
+        found.append((path, "yolo weights"))
+    elif path.is_file():
+        found.append((path, "yolo model definition"))
+    pretrained = train_args.get("pretrained")
+    if isinstance(pretrained, str):
+        found.append((Path(pretrained).expanduser(), "yolo pretrained weights"))
+    return found
 
 
 def write_layout(splits: dict[str, Sequence[Sample]], classes: list[str], dest: Path) -> Path:
@@ -149,7 +189,9 @@ def train(
     """Train (or resume, or reuse a finished run in ``run_dir``) and return the weights to evaluate."""
     done = run_dir / TRAIN_RUN_DONE
     if done.is_file():
-        return Path(json.loads(done.read_text())["weights"])
+        # Only the file name is taken from the record: weights are never loaded from outside the run.
+        return run_dir / "weights" / Path(json.loads(done.read_text())["weights"]).name
+    follow_thread_policy()
     last = run_dir / "weights" / "last.pt"
     if last.is_file():
         # An interrupted training: ultralytics restores model, optimiser, epoch and arguments.
@@ -179,7 +221,7 @@ def train(
             raise UsageError(f"yolo: invalid training argument: {str(exc).splitlines()[0]}") from None
     best = run_dir / "weights" / "best.pt"
     weights = best if validate_during_training and best.is_file() else last
-    done.write_text(json.dumps({"weights": str(weights)}))
+    done.write_text(json.dumps({"weights": weights.name}))
     return weights
 
 
@@ -194,6 +236,7 @@ def predict(
     progress: Callable[[Any], Any] = iter,
 ) -> list[Prediction]:
     """Detections for each image, in order, at a low confidence threshold (as for mAP)."""
+    follow_thread_policy()
     model = ultralytics.YOLO(str(weights))
     predictions = []
     for path in progress(images):
@@ -227,6 +270,7 @@ def ultralytics_test_metrics(
     iou: float,
 ) -> dict[str, float]:
     """ultralytics' own mAP on ``split`` (its own inference and matching), for the cross-check."""
+    follow_thread_policy()
     metrics = ultralytics.YOLO(str(weights)).val(
         data=str(data_yaml),
         split=split,

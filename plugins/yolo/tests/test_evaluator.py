@@ -7,14 +7,17 @@ measure them.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fewgen_yolo.evaluator import YoloParams, _splits
+from fewgen_yolo.evaluator import YoloEvaluator, YoloParams, _splits
 from pydantic import ValidationError
 
+from fewgen.api import StepContext
 from fewgen.dataset import Box, Dataset, Provenance, Sample
 from fewgen.errors import UsageError
 from fewgen.imageio import save_image
@@ -40,6 +43,10 @@ def squares_dataset(folder: Path, count: int = 14, size: int = 64) -> Dataset:
     return dataset
 
 
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def test_params_refuse_weights_that_would_be_downloaded_and_reserved_train_args():
     with pytest.raises(ValidationError, match="never downloads weights"):
         YoloParams(model="yolo11n.pt")
@@ -50,6 +57,90 @@ def test_params_refuse_weights_that_would_be_downloaded_and_reserved_train_args(
     with pytest.raises(ValidationError, match="test_split must differ"):
         YoloParams(test_split="train")
     assert YoloParams(train_args={"mosaic": 0.0}).train_args == {"mosaic": 0.0}
+
+
+def test_params_refuse_weights_that_would_bypass_the_record(tmp_path):
+    # A cfg file's arguments could name any weights; pretrained weights must be a .pt that exists.
+    with pytest.raises(ValidationError, match="cfg file"):
+        YoloParams(train_args={"cfg": "settings.yaml"})
+    with pytest.raises(ValidationError, match="'model'"):
+        YoloParams(train_args={"model": "other.pt"})
+    with pytest.raises(ValidationError, match="never downloads weights"):
+        YoloParams(train_args={"pretrained": "yolo11n.pt"})
+    with pytest.raises(ValidationError, match="true, false or a path to"):
+        YoloParams(train_args={"pretrained": "weights.bin"})
+    weights = tmp_path / "start.pt"
+    weights.write_bytes(b"not loaded here")
+    assert YoloParams(train_args={"pretrained": str(weights)}).train_args["pretrained"] == str(weights)
+    assert YoloParams(train_args={"pretrained": False}).train_args == {"pretrained": False}
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    """An untrained yolo11n saved as a weights file (nothing downloaded)."""
+    from fewgen_yolo.training import prepare_ultralytics
+
+    folder = tmp_path_factory.mktemp("weights")
+    model = prepare_ultralytics(folder / "ultralytics").YOLO("yolo11n.yaml")
+    model.save(folder / "tiny.pt")
+    return folder / "tiny.pt"
+
+
+def step_context(tmp_path: Path) -> StepContext:
+    (tmp_path / "work").mkdir()
+    (tmp_path / "scratch").mkdir()
+    return StepContext(
+        "detect", 0, tmp_path / "work", "cpu", logging.getLogger("test"), False, scratch_dir=tmp_path / "scratch"
+    )
+
+
+def with_synthetic(dataset: Dataset) -> Dataset:
+    train = [s for s in dataset if s.split == "train"]
+    synthetic = [s.derive(id=f"aug/{s.id}", provenance=Provenance("augment", "aug", 0, s.id)) for s in train]
+    return dataset.with_samples([*dataset.samples, *synthetic])
+
+
+def test_named_weights_are_recorded_before_ultralytics_loads_anything(tmp_path, monkeypatch, tiny_weights):
+    from fewgen_yolo import training
+
+    class Stop(Exception):
+        pass
+
+    def stop(config_dir):
+        raise Stop
+
+    monkeypatch.setattr(training, "prepare_ultralytics", stop)
+    pretrained = tmp_path / "pretrained.pt"
+    pretrained.write_bytes(b"any bytes: recorded, never loaded in this test")
+    ctx = step_context(tmp_path)
+    params = YoloParams(model=str(tiny_weights), train_args={"pretrained": str(pretrained)})
+    with pytest.raises(Stop):
+        YoloEvaluator(params).evaluate(with_synthetic(squares_dataset(tmp_path / "data")), ctx)
+    assert ctx.files_read == [
+        {"path": str(tiny_weights.resolve()), "role": "yolo weights", "sha256": sha256(tiny_weights)},
+        {"path": str(pretrained.resolve()), "role": "yolo pretrained weights", "sha256": sha256(pretrained)},
+    ]
+
+
+def test_an_ultralytics_model_name_is_no_file_to_record(tmp_path, monkeypatch):
+    from fewgen_yolo.training import named_files
+
+    monkeypatch.chdir(tmp_path)
+    assert named_files("yolo11n.yaml", {}) == []
+    (tmp_path / "mine.yaml").write_text("nc: 1\n")
+    assert named_files("mine.yaml", {"pretrained": True}) == [(Path("mine.yaml"), "yolo model definition")]
+
+
+@pytest.mark.slow
+def test_fine_tuning_from_a_pt_records_its_sha256(tmp_path, monkeypatch, tiny_weights):
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "ultralytics"))
+    ctx = step_context(tmp_path)
+    params = YoloParams(model=str(tiny_weights), epochs=1, imgsz=64, batch=4, bootstrap=100, report_images=0)
+    metrics = YoloEvaluator(params).evaluate(with_synthetic(squares_dataset(tmp_path / "data")), ctx)
+    assert metrics["settings"]["model"] == str(tiny_weights)
+    assert ctx.files_read == [
+        {"path": str(tiny_weights.resolve()), "role": "yolo weights", "sha256": sha256(tiny_weights)}
+    ]
 
 
 def test_splits_need_real_test_and_synthetic_training_samples(tmp_path):
