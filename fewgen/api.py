@@ -71,6 +71,10 @@ class StepContext:
     issues: list[SampleIssue] = field(default_factory=list)
     # Per-sample values for samples the step was given (see annotate), by sample id.
     annotations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Torch threads the engine set for this step (the thread policy's choice, in the manifest).
+    threads: int = 1
+    # Files outside the dataset that the step read and that decide its result (see record_file).
+    files_read: list[dict[str, Any]] = field(default_factory=list)
 
     def rng(self, *salt: int) -> np.random.Generator:
         """A random generator derived from the step seed; salts give independent streams."""
@@ -108,6 +112,22 @@ class StepContext:
         making new samples.
         """
         self.annotations.setdefault(sample_id, {}).update(values)
+
+    def record_file(self, path: str | Path, role: str) -> str:
+        """Note a file the recipe named that the step reads (weights, a style image); returns its SHA-256.
+
+        The manifest lists each with its hash, so a result can be traced to the exact file,
+        and a ``.pt`` that ultralytics unpickles (which can run code) is on record.
+        """
+        import hashlib
+
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        sha256 = digest.hexdigest()
+        self.files_read.append({"path": str(Path(path).resolve()), "role": role, "sha256": sha256})
+        return sha256
 
     def skip(self, path: str | Path, reason: str) -> None:
         """Record a sample that could not be processed; the step goes on without it."""

@@ -8,6 +8,7 @@ is built beside its final name and renamed into place at the end: a folder with 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -28,17 +29,22 @@ import yaml
 
 from fewgen import __version__
 from fewgen.api import DatasetFormat, Params, StepContext
-from fewgen.cache import StepCache, content_key, tree_fingerprint
+from fewgen.cache import StepCache, content_key
 from fewgen.cards import SplitRule, assign_splits
-from fewgen.dataset import Dataset, Sample
+from fewgen.dataset import SPLITS, Dataset, Sample
 from fewgen.errors import StepFailed, UsageError
+from fewgen.fingerprint import tree_fingerprint
+from fewgen.imageio import max_image_pixels
 from fewgen.plugins import Registry
+from fewgen.provenance import library_versions, source_hash
 from fewgen.recipe import LoadedRecipe, Step
+from fewgen.rundir import RUN_KIND, check_target, recover, run_lock, swap_into_place
+from fewgen.threads import apply_threads, resolve_threads
 
 log = logging.getLogger("fewgen")
 
 # Bumped when the engine changes how step outputs are stored, so old entries are not reused.
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 
 
 @dataclass
@@ -54,9 +60,13 @@ class StepRecord:
     new_samples: int = 0
     annotated: int = 0
     device: str | None = None
+    threads: int | None = None
     issues: list[dict[str, str]] = field(default_factory=list)
+    files_read: list[dict[str, Any]] = field(default_factory=list)
     cached: bool = False
     seconds: float = 0.0
+    # Timings an evaluator reported with its metrics; kept here so metrics.json holds results only.
+    reported_timings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -122,20 +132,12 @@ class Engine:
     # --- source ------------------------------------------------------------------------
 
     def _source(self, loaded: LoadedRecipe) -> tuple[type[DatasetFormat], Params, Path, list[SplitRule] | None, dict]:
-        spec = loaded.recipe.dataset
-        card = loaded.card
-        format_name = spec.format or (card.format if card else None)
-        assert format_name is not None  # the recipe model requires a card or a format
+        # Loading the recipe validated the format, its options and the root (fewgen validate sees the same).
+        spec, card = loaded.recipe.dataset, loaded.card
+        format_name, options, root = loaded.source_format, loaded.source_options, loaded.source_root
+        assert options is not None and root is not None
         fmt = self.registry.dataset_format(format_name)
-        options_data = {**(card.options if card else {}), **spec.options}
-        options = loaded.validate(fmt.Options, options_data, ("dataset", "options"))
-        if spec.root is not None:
-            root = loaded.resolve_path(spec.root)
-        elif card is not None and card.root is not None and card.path is not None:
-            root = (card.path.parent / card.root).resolve()
-        else:
-            raise UsageError(f"{loaded.path}: dataset card {spec.card!r} has no default root; set 'dataset.root'")
-        if not root.is_dir():
+        if not root.is_dir():  # it may have gone since the recipe was loaded
             raise UsageError(f"dataset root not found: {root}")
         describe = {
             "card": card.name if card else None,
@@ -155,6 +157,8 @@ class Engine:
                 "kind": "load",
                 "format": describe["format"],
                 "format_version": self.registry.plugin_version(self.registry.formats, describe["format"]),
+                "code": self._code_key(self.registry.formats[describe["format"]][0]),
+                "max_image_pixels": max_image_pixels(),  # decides which images a reader skips
                 "options": describe["options"],
                 "root": describe["root"],
                 "files": tree_fingerprint(root),
@@ -169,7 +173,7 @@ class Engine:
         cached = self.cache.has(key)
         if not cached:
             self.echo(f"reading {describe['format']} dataset from {root} ...")
-            with self.cache.build(key) as tmp:
+            with self.cache.build(key, {"kind": "load", "format": describe["format"], "root": str(root)}) as tmp:
                 result = fmt().read(root, options)
                 dataset = result.dataset
                 if describe["domain"]:
@@ -200,6 +204,14 @@ class Engine:
 
     # --- steps -------------------------------------------------------------------------
 
+    def _code_key(self, plugin_name: str) -> dict[str, Any]:
+        """What else decides a step's result: library versions and, for source installs, the code itself."""
+        return {
+            "core": source_hash("fewgen", "fewgen"),
+            "plugin": self.registry.plugin_source_hash(plugin_name),
+            "libraries": library_versions(),
+        }
+
     def device(self, requested: str) -> str:
         if self._device is None:
             self._device = resolve_device(self.requested_device or requested)
@@ -222,6 +234,7 @@ class Engine:
                 "component": step.component,
                 "plugin": plugin_name,
                 "version": version,
+                "code": self._code_key(plugin_name),
                 "params": params_json,
                 "seed": seed,
                 "splits": step.splits if step.kind == "generator" else None,
@@ -247,10 +260,13 @@ class Engine:
         if not record.cached:
             ctx.device = self.device(loaded.recipe.device)
             try:
-                with self.cache.build(key) as tmp:
+                meta = {"kind": step.kind, "component": step.component, "step": record.name, "plugin": plugin_name}
+                with self.cache.build(key, meta) as tmp:
                     ctx.work_dir = tmp / "files"
                     ctx.work_dir.mkdir()
                     ctx.scratch_dir.mkdir(parents=True, exist_ok=True)
+                    ctx.threads = resolve_threads(step.threads if step.threads is not None else loaded.recipe.threads)
+                    apply_threads(ctx.threads)
                     seed_everything(seed)
                     component = component_cls(params)
                     if step.kind == "generator":
@@ -269,7 +285,15 @@ class Engine:
                         _write_json(tmp / "metrics.json", _json_ready(metrics, record.name))
                     _write_json(tmp / "annotations.json", _check_annotations(ctx.annotations, dataset, record.name))
                     # The device is part of the result's provenance: a restored step reports the one it ran on.
-                    _write_json(tmp / "step.json", {"device": ctx.device, "issues": [asdict(i) for i in ctx.issues]})
+                    _write_json(
+                        tmp / "step.json",
+                        {
+                            "device": ctx.device,
+                            "threads": ctx.threads,
+                            "issues": [asdict(i) for i in ctx.issues],
+                            "files_read": ctx.files_read,
+                        },
+                    )
             except UsageError:
                 raise
             except BaseException as exc:
@@ -288,11 +312,12 @@ class Engine:
             output = dataset.with_samples([*dataset.samples, *new_samples])
             output_key = key
         else:
-            metrics = json.loads((entry / "metrics.json").read_text())
+            metrics, record.reported_timings = split_timings(json.loads((entry / "metrics.json").read_text()))
             # An evaluator that annotated samples changed the dataset; one that did not passes it on.
             output, output_key = dataset, key if annotations else input_key
         stored = json.loads((entry / "step.json").read_text())
         record.issues, record.device = stored["issues"], stored["device"]
+        record.threads, record.files_read = stored.get("threads"), stored.get("files_read", [])
         record.seconds = round(time.perf_counter() - started, 3)
         hook.after_step(step=ctx, kind=step.kind, component=step.component, dataset=output, metrics=metrics)
         return output, output_key, metrics, record, entry / "files"
@@ -311,16 +336,19 @@ class Engine:
         return log_path
 
     def _after_run(self, out_dir: Path, manifest: dict[str, Any], metrics: dict[str, Any]) -> None:
-        """Call ``after_run`` on the complete run folder and add the metrics plugins return to ``metrics.json``."""
+        """Call ``after_run`` on the complete run folder; what plugins return goes into ``manifest.json``.
+
+        Their values describe this run (an export's dataset name, its time), not a result, so
+        they stay out of ``metrics.json``, which a cached rerun reproduces byte for byte.
+        """
         try:
             results = self.registry.pm.hook.after_run(run_dir=out_dir, manifest=manifest, metrics=metrics)
             added = [item for result in results if result for item in result.items()]
             for step, values in added:
                 if step not in metrics:
-                    raise RuntimeError(
-                        f"after_run returned metrics for {step!r}, which is no evaluator step of the run"
-                    )
-                metrics[step] = {**metrics[step], **_json_ready(values, step)}
+                    raise RuntimeError(f"after_run returned values for {step!r}, which is no evaluator step of the run")
+                reported = manifest.setdefault("after_run", {})
+                reported[step] = {**reported.get(step, {}), **_json_ready(values, step)}
         except UsageError:
             raise
         except Exception as exc:
@@ -330,13 +358,29 @@ class Engine:
                 f" the run folder {out_dir} is complete)"
             ) from exc
         if added:
-            _write_json(out_dir / "metrics.json", metrics)
+            _write_json(out_dir / "manifest.json", manifest)
 
     # --- the whole run -----------------------------------------------------------------
 
+    def protected_folders(self, loaded: LoadedRecipe) -> list[tuple[str, Path]]:
+        """Folders no run may replace or contain, whatever ``--out`` says."""
+        folders = [("the recipe's folder", loaded.base_dir), ("the step cache", self.cache.root)]
+        with contextlib.suppress(UsageError):  # no dataset root: reading the source says so in its own words
+            folders.insert(0, ("the dataset", self._source(loaded)[2]))
+        return [*folders, ("the home folder", Path.home()), ("the root folder", Path("/"))]
+
     def run(self, loaded: LoadedRecipe, out_dir: Path, overwrite: bool = False) -> RunResult:
         out_dir = out_dir.resolve()
-        _check_out_dir(out_dir, overwrite)
+        protected = self.protected_folders(loaded)
+        check_target(out_dir, overwrite, protected)
+        with run_lock(out_dir):
+            if recover(out_dir) is not None:
+                self.echo(f"put back the previous run at {out_dir} (an earlier run was killed while replacing it)")
+            check_target(out_dir, overwrite, protected)  # again under the lock: another run may have finished
+            self.cache.clean_stale_builds()
+            return self._run_locked(loaded, out_dir)
+
+    def _run_locked(self, loaded: LoadedRecipe, out_dir: Path) -> RunResult:
         recipe = loaded.recipe
         if (self.requested_device or recipe.device) != "auto":
             self.device(recipe.device)  # an impossible explicit device fails now, not after hours of work
@@ -380,7 +424,7 @@ class Engine:
             )
             manifest = self._manifest(loaded, source, records, dataset, started_at, time.perf_counter() - started)
             _write_json(tmp_out / "manifest.json", manifest)
-            _replace_dir(tmp_out, out_dir)
+            swap_into_place(tmp_out, out_dir)
         except BaseException:
             shutil.rmtree(tmp_out, ignore_errors=True)
             raise
@@ -402,8 +446,12 @@ class Engine:
         for record in records:
             item = asdict(record)
             item["timing"] = {"cached": item.pop("cached"), "seconds": item.pop("seconds")}
+            reported = item.pop("reported_timings")
+            if reported:
+                item["timing"]["reported"] = reported
             steps.append(item)
         return {
+            "kind": RUN_KIND,
             "fewgen": __version__,
             "recipe": {"path": str(loaded.path), "resolved": loaded.resolved()},
             "seed": loaded.recipe.seed,
@@ -467,6 +515,8 @@ def _check_new_samples(new: list[Sample], dataset: Dataset, ctx: StepContext, st
                 raise RuntimeError(f"generated file {path} does not exist")
         if sample.provenance is None:
             raise RuntimeError(f"generated sample {sample.id!r} has no provenance")
+        if sample.split not in SPLITS:  # a split names a folder of the exported dataset
+            raise RuntimeError(f"generated sample {sample.id!r} has split {sample.split!r}, not one of {SPLITS}")
     return new
 
 
@@ -506,19 +556,29 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"output path exists and is not a folder: {out_dir}")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise UsageError(f"output folder {out_dir} is not empty; choose another --out or pass --overwrite")
+def is_timing_key(name: str) -> bool:
+    """Keys that hold how long something took, not what it measured: they vary from run to run."""
+    return name in ("seconds", "timing", "timings") or name.endswith(("_seconds", "per_second", "_per_sec"))
 
 
-def _replace_dir(built: Path, final: Path) -> None:
-    """Swap the finished run folder into place; an old one is removed only after the swap."""
-    old = None
-    if final.exists():
-        old = final.parent / f".{final.name}.old-{os.getpid()}"
-        os.rename(final, old)
-    os.rename(built, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def split_timings(metrics: Any) -> tuple[Any, Any]:
+    """(metrics without timing keys, the timing values alone in the same nesting).
+
+    Evaluators may report timings beside their results; the engine moves them to the step's
+    record in ``manifest.json`` so ``metrics.json`` is the same on an idle and a busy machine.
+    """
+    if isinstance(metrics, dict):
+        kept, timings = {}, {}
+        for name, value in metrics.items():
+            if is_timing_key(str(name)):
+                timings[name] = value
+                continue
+            kept[name], nested = split_timings(value)
+            if nested:
+                timings[name] = nested
+        return kept, timings
+    if isinstance(metrics, list):
+        pairs = [split_timings(item) for item in metrics]
+        timings = [nested for _, nested in pairs]
+        return [item for item, _ in pairs], timings if any(timings) else []
+    return metrics, {}

@@ -1,5 +1,5 @@
 """The hooks that let a plugin act outside recipe steps: ``register_commands`` adds top-level
-``fewgen`` subcommands, ``after_run`` sees the finished run folder and may add metrics."""
+``fewgen`` subcommands, ``after_run`` sees the finished run folder and may add values to its manifest."""
 
 from __future__ import annotations
 
@@ -147,23 +147,25 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_after_run_sees_the_complete_folder_and_its_metrics_are_saved(project: Path) -> None:
+def test_after_run_sees_the_complete_folder_and_its_values_go_to_the_manifest(project: Path) -> None:
     recorder = AfterRunRecorder({"stats": {"exported": 4}})
     result = _run(project, recorder)
     assert recorder.seen == [(project / "out", True, 4, ["stats"])]
+    manifest = json.loads((project / "out" / "manifest.json").read_text())
+    assert manifest["after_run"] == {"stats": {"exported": 4}} == result.manifest["after_run"]
+    # They describe this run, not a result: metrics.json stays what a cached rerun reproduces.
     saved = json.loads((project / "out" / "metrics.json").read_text())
-    assert saved["stats"]["exported"] == 4 and "groups" in saved["stats"]
-    assert result.metrics["stats"]["exported"] == 4
+    assert "exported" not in saved["stats"] and "groups" in saved["stats"]
     # Called again on a run whose steps are all cached: the hook is about the run, not the steps.
     _run(project, recorder, "again")
     assert [seen[0].name for seen in recorder.seen] == ["out", "again"]
 
 
-def test_after_run_that_returns_nothing_leaves_metrics_alone(project: Path) -> None:
+def test_after_run_that_returns_nothing_leaves_the_run_alone(project: Path) -> None:
     recorder = AfterRunRecorder(None)
     result = _run(project, recorder)
     assert json.loads((project / "out" / "metrics.json").read_text()) == result.metrics
-    assert "exported" not in result.metrics["stats"]
+    assert "after_run" not in json.loads((project / "out" / "manifest.json").read_text())
 
 
 def test_after_run_metrics_for_an_unknown_step_fail_but_keep_the_run(project: Path) -> None:

@@ -113,9 +113,10 @@ def test_non_empty_out_dir_is_protected(project, registry, brighten):
     with pytest.raises(UsageError, match="not empty"):
         run(project, registry, "out")
     assert (project / "out" / "precious.txt").read_text() == "keep me"
-    run(project, registry, "out", overwrite=True)
-    assert not (project / "out" / "precious.txt").exists()
-    assert (project / "out" / "manifest.json").exists()
+    # --overwrite replaces only a run folder fewgen wrote (tests/test_run_folder.py has the rest).
+    with pytest.raises(UsageError, match="not a fewgen run folder"):
+        run(project, registry, "out", overwrite=True)
+    assert (project / "out" / "precious.txt").read_text() == "keep me"
 
 
 def test_corrupt_source_image_is_skipped_and_listed(project, registry, brighten):

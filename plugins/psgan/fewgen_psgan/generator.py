@@ -46,8 +46,11 @@ class PsganParams(Params):
     preset: str = Field(
         "tiny", description="Network size: paper (256 px windows, the paper's nets), small (128 px) or tiny (64 px)."
     )
-    iterations: int | None = Field(None, ge=0, description="Training iterations (with or without minutes).")
-    minutes: float | None = Field(5.0, gt=0, description="Training budget in minutes of training time.")
+    iterations: int | None = Field(1000, ge=0, description="Training iterations (with or without minutes).")
+    # Off by default: a clock budget trains less on a busy machine, so results would depend on the load.
+    minutes: float | None = Field(
+        None, gt=0, description="Also stop after this many minutes of training (not reproducible under load)."
+    )
     per_image: int = Field(1, ge=1, le=50, description="New boxes placed and painted per chosen image (at most).")
     fraction: float = Field(1.0, ge=0.0, le=1.0, description="Share of the eligible samples that get a painted copy.")
     into_labels: list[str | None] | None = Field(

@@ -99,7 +99,7 @@ def test_class_by_id_or_name_and_the_class_keyword() -> None:
     with pytest.raises(ValidationError, match="unknown preset 'huge'"):
         PsganParams.model_validate({"preset": "huge"})
     with pytest.raises(ValidationError, match="needs an end"):
-        PsganParams.model_validate({"minutes": None})
+        PsganParams.model_validate({"iterations": None})
     with pytest.raises(ValidationError, match="Extra inputs"):
         PsganParams.model_validate({"clas": 0})
 

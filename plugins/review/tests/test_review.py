@@ -205,8 +205,9 @@ def test_a_name_holding_another_run_needs_overwrite(finished_run: Path, tmp_path
 def test_recipe_step_exported_the_run_and_reported_metrics(finished_run: Path) -> None:
     import fiftyone as fo
 
-    metrics = json.loads((finished_run / "metrics.json").read_text())
-    assert metrics["export"]["dataset"] == "from-recipe" and metrics["export"]["samples"] == 12
+    reported = json.loads((finished_run / "manifest.json").read_text())["after_run"]
+    assert reported["export"]["dataset"] == "from-recipe" and reported["export"]["samples"] == 12
+    assert "dataset" not in json.loads((finished_run / "metrics.json").read_text())["export"]
     dataset = fo.load_dataset("from-recipe")
     assert len(dataset) == 12 and dataset.info["fewgen_run"]["path"] == str(finished_run)
 
