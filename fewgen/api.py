@@ -37,6 +37,16 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    def step_references(self) -> dict[tuple[str, ...], list[str]]:
+        """Names of earlier generator steps these parameters refer to, by the parameter's key path.
+
+        An evaluator that treats samples by the step that made them (the ``yolo`` evaluator's
+        ``variants``) returns them here; the recipe loader checks that each names a generator
+        step before this one, so a typo is a one-line recipe error, not a failure after hours
+        of generation.
+        """
+        return {}
+
 
 class NoParams(Params):
     """For components without settings."""

@@ -16,6 +16,7 @@ import logging
 import os
 import platform
 import random
+import re
 import shutil
 import sys
 import time
@@ -165,6 +166,7 @@ class Engine:
                 "splits": [rule.model_dump() for rule in splits] if splits else None,
                 "where": recipe.dataset.where,
                 "limit": recipe.dataset.limit,
+                "limit_group": recipe.dataset.limit_group,
                 "domain": describe["domain"],
                 "seed": recipe.seed,
             }
@@ -183,7 +185,7 @@ class Engine:
                 if recipe.dataset.where:
                     dataset = _select(dataset, recipe.dataset.where)
                 if recipe.dataset.limit:
-                    dataset = _limit_per_split(dataset, recipe.dataset.limit, recipe.seed)
+                    dataset = _limit_per_split(dataset, recipe.dataset.limit, recipe.seed, recipe.dataset.limit_group)
                 if not dataset.samples:
                     raise UsageError(f"no usable samples in {root} (format {describe['format']!r})")
                 dataset.save(tmp / "dataset")
@@ -239,6 +241,7 @@ class Engine:
                 "seed": seed,
                 "splits": step.splits if step.kind == "generator" else None,
                 "draw_from": step.draw_from if step.kind == "generator" else None,
+                "where": step.where if step.kind == "generator" else None,
                 "input": input_key,
             }
         )
@@ -275,6 +278,8 @@ class Engine:
                             for s in dataset
                             if s.split in step.splits and (step.draw_from == "all" or not s.is_synthetic)
                         )
+                        if step.where:
+                            chosen = _select(chosen, step.where)
                         if component_cls.learns:
                             component.fit(chosen, ctx)
                         new = _check_new_samples(list(component.generate(chosen, ctx)), dataset, ctx, record.name)
@@ -481,22 +486,36 @@ def _versions(registry: Registry) -> dict[str, Any]:
     return versions
 
 
-def _select(dataset: Dataset, where: dict[str, str | list[str]]) -> Dataset:
-    wanted = {key: {value} if isinstance(value, str) else set(value) for key, value in where.items()}
+def _select(dataset: Dataset, where: dict[str, Any]) -> Dataset:
+    """The samples whose fields (label, domain, split) are the given value or one of the given list."""
+    wanted = {key: {value} if value is None or isinstance(value, str) else set(value) for key, value in where.items()}
     return dataset.with_samples(s for s in dataset if all(getattr(s, k) in v for k, v in wanted.items()))
 
 
-def _limit_per_split(dataset: Dataset, limit: int | dict[str, int], seed: int) -> Dataset:
-    """At most ``limit`` samples per split, picked in a seeded hash order (not the first N, which
-    would take one folder of a sorted layout), kept in their original order."""
-    by_split: dict[str, list[Sample]] = {}
+def _limit_per_split(
+    dataset: Dataset, limit: int | dict[str, int], seed: int, group_pattern: str | None = None
+) -> Dataset:
+    """At most ``limit`` samples (or groups of samples) per split, picked in a seeded hash order (not
+    the first N, which would take one folder of a sorted layout), kept in their original order.
+
+    With ``group_pattern``, samples whose ids give the same first group count once and are kept
+    or dropped together (an id that does not match is a group of its own).
+    """
+    pattern = re.compile(group_pattern) if group_pattern else None
+
+    def group_of(sample: Sample) -> str:
+        found = pattern.match(sample.id) if pattern else None
+        return found.group(1) if found else sample.id
+
+    by_split: dict[str, dict[str, list[Sample]]] = {}
     for sample in dataset:
-        by_split.setdefault(sample.split, []).append(sample)
+        by_split.setdefault(sample.split, {}).setdefault(group_of(sample), []).append(sample)
     kept: set[str] = set()
-    for split, members in by_split.items():
+    for split, groups in by_split.items():
         cap = limit.get(split) if isinstance(limit, dict) else limit
-        ordered = sorted(members, key=lambda s: hashlib.sha256(f"{seed}:{s.id}".encode()).hexdigest())
-        kept.update(s.id for s in (ordered if cap is None else ordered[:cap]))
+        ordered = sorted(groups, key=lambda key: hashlib.sha256(f"{seed}:{key}".encode()).hexdigest())
+        for key in ordered if cap is None else ordered[:cap]:
+            kept.update(s.id for s in groups[key])
     return dataset.with_samples(s for s in dataset if s.id in kept)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -143,6 +143,33 @@ def load_mask(path: Path) -> np.ndarray:
     with open_image(path, f"mask {path}") as image:
         array = np.asarray(image)
     return array[..., 0] if array.ndim == 3 else array
+
+
+def load_sample_pixels(
+    image_path: Path, mask_path: Path | None, skip: Callable[[Path, str], None]
+) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """A sample's RGB image and its mask (None when it has none), or None after ``skip(path, reason)``.
+
+    A sample whose mask cannot be read, or does not match its image's size, is skipped whole:
+    its image alone would teach a segmenter that its objects vanished, and box crops of it
+    would carry its background. Generators pass ``ctx.skip``.
+    """
+    try:
+        image = load_rgb(image_path)
+    except CorruptImage as exc:
+        skip(image_path, str(exc))
+        return None
+    if mask_path is None:
+        return image, None
+    try:
+        mask = load_mask(mask_path)
+    except CorruptImage as exc:
+        skip(mask_path, str(exc))
+        return None
+    if mask.shape != image.shape[:2]:
+        skip(mask_path, f"mask is {mask.shape[1]}x{mask.shape[0]}, its image {image.shape[1]}x{image.shape[0]}")
+        return None
+    return image, mask
 
 
 def save_image(array: np.ndarray, path: Path, quality: int = 95) -> Path:

@@ -127,7 +127,25 @@ class DatasetSource(Strict):
         None,
         description="At most N samples per split (or per named split: {train: 20}), chosen at random by the seed.",
     )
+    limit_group: str | None = Field(
+        None,
+        description="Regular expression over sample ids whose first group names what belongs together (a board's "
+        "defective image and its template): 'limit' then counts groups, and keeps or drops each whole.",
+    )
     domain: str | None = Field(None, description="Domain for samples whose layout names none; overrides the card's.")
+
+    @field_validator("limit_group")
+    @classmethod
+    def _group_pattern(cls, pattern: str | None) -> str | None:
+        if pattern is None:
+            return None
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"limit_group is not a regular expression: {exc}") from None
+        if compiled.groups < 1:
+            raise ValueError("limit_group needs a group, e.g. '^(.*)_(?:test|temp)$'")
+        return pattern
 
     @field_validator("card", "root")
     @classmethod
@@ -141,6 +159,8 @@ class DatasetSource(Strict):
         limits = self.limit.values() if isinstance(self.limit, dict) else [self.limit or 1]
         if any(n < 1 for n in limits):
             raise ValueError("'limit' must be at least 1")
+        if self.limit_group is not None and self.limit is None:
+            raise ValueError("'limit_group' needs a 'limit' to apply to")
         if self.card is None and self.format is None:
             raise ValueError("give either 'card' or 'format'")
         if self.card is None and self.root is None:
@@ -167,6 +187,11 @@ class Step(Strict):
     draw_from: Literal["all", "real"] = Field(
         "all", description="Samples a generator draws from: 'all' (with earlier steps' output) or only 'real' ones."
     )
+    where: dict[str, str | list[str | None] | None] | None = Field(
+        None,
+        description="Samples a generator draws from, by label or domain (null: none set): {label: defective} "
+        "rotates the defective boards and leaves their defect-free templates alone.",
+    )
     seed: int | None = Field(
         None, ge=0, le=MAX_SEED, strict=True, description="Seed of this step; derived from the recipe seed when absent."
     )
@@ -179,7 +204,14 @@ class Step(Strict):
     def _safe_name(cls, value: str | None) -> str | None:
         return value if value is None else _check_name(value, "step name")
 
-    @field_validator("splits", "draw_from")
+    @field_validator("where")
+    @classmethod
+    def _where_keys(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and set(value) - {"label", "domain"}:
+            raise ValueError("a step's 'where' can match label or domain (its splits are 'splits')")
+        return value
+
+    @field_validator("splits", "draw_from", "where")
     @classmethod
     def _generators_only(cls, value: Any, info: ValidationInfo) -> Any:
         # Given explicitly (a default is not validated), so an evaluator step that sets it is a mistake.
@@ -663,10 +695,31 @@ def load_recipe(path: Path, registry: Registry, overrides: list[str] | None = No
             )
         component = table[step.component][1]
         params = _validate(component.Params, step.params, path, lines, ("steps", index, "params"))
+        _check_step_references(params, recipe.steps[:index], path, lines, index)
         step_params.append(params)
     loaded = LoadedRecipe(recipe, path, step_params, lines)
     _check_formats(loaded, registry)
     return loaded
+
+
+def _check_step_references(params: BaseModel, earlier: list[Step], path: Path, lines: Lines, index: int) -> None:
+    # Any pydantic model may serve as Params; only fewgen.api.Params subclasses can refer to steps.
+    references = params.step_references() if hasattr(params, "step_references") else {}
+    generators = [step.name for step in earlier if step.generator]
+    for key, names in references.items():
+        for name in names:
+            if name not in generators:
+                line = lines.get(("steps", index, "params", *key)) or lines.get(("steps", index, "params"))
+                where = f"{path}:{line}" if line else str(path)
+                known = (
+                    f"generator steps before it: {', '.join(generators)}"
+                    if generators
+                    else "no generator step before it"
+                )
+                raise UsageError(
+                    f"{where}: steps[{index}].params.{'.'.join(key)} names step {shown(name)},"
+                    f" which is not a generator step before this one{did_you_mean(name, generators)} ({known})"
+                )
 
 
 def _check_formats(loaded: LoadedRecipe, registry: Registry) -> None:

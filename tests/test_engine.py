@@ -164,6 +164,20 @@ def test_where_and_limit_select_samples_per_split(project, registry, brighten):
     assert sum(not s.is_synthetic for s in other_seed.dataset) == 3  # one per split
 
 
+def test_a_step_where_chooses_the_samples_a_generator_draws_from(project, registry, brighten):
+    everything = run(project, registry, "all")
+    assert everything.manifest["steps"][0]["new_samples"] == 4
+    none = run(project, registry, "none", ["steps.bright.where={domain: night}"])
+    assert none.manifest["steps"][0]["new_samples"] == 0
+    day = run(project, registry, "day", ["steps.bright.where={domain: [day, night], label: null}"])
+    assert day.manifest["steps"][0]["new_samples"] == 4
+    assert day.manifest["steps"][0]["key"] != everything.manifest["steps"][0]["key"]  # where is in the key
+    with pytest.raises(UsageError, match="applies to generator steps only"):
+        load_recipe(project / "recipe.yaml", registry, ["steps.stats.where={label: good}"])
+    with pytest.raises(UsageError, match="can match label or domain"):
+        load_recipe(project / "recipe.yaml", registry, ["steps.bright.where={split: train}"])
+
+
 # --- annotations: steps writing per-sample values into the dataset ---------------------------
 
 
@@ -239,3 +253,38 @@ def test_bad_annotations_fail_the_step_cleanly(project, bad_id, bad_value, messa
     with pytest.raises(StepFailed, match=message):
         run(project, registry, "out")
     assert not (project / "out").exists()
+
+
+def test_limit_group_keeps_or_drops_whole_groups(tmp_path):
+    from fewgen.dataset import Dataset, Sample
+    from fewgen.engine import _limit_per_split
+
+    samples = [
+        Sample(f"board{b:02d}_{kind}", tmp_path / f"{b}{kind}.png", 8, 8, split="train", label=label)
+        for b in range(10)
+        for kind, label in (("test", "defective"), ("temp", "good"))
+    ]
+    dataset = Dataset(samples, ["x"], "boards")
+    grouped = _limit_per_split(dataset, {"train": 3}, 0, r"^(.*)_(?:test|temp)$")
+    boards = {s.id.split("_")[0] for s in grouped}
+    assert len(grouped) == 6 and len(boards) == 3
+    assert {s.label for s in grouped} == {"defective", "good"}
+    # Without a group the same cap counts samples, so pairs are split.
+    assert len(_limit_per_split(dataset, {"train": 3}, 0)) == 3
+    # Another seed picks other boards, the same seed the same ones.
+    assert _limit_per_split(dataset, {"train": 3}, 0, r"^(.*)_(?:test|temp)$").samples == grouped.samples
+    other = {s.id.split("_")[0] for s in _limit_per_split(dataset, {"train": 3}, 1, r"^(.*)_(?:test|temp)$")}
+    assert other != boards
+
+
+def test_limit_group_must_be_a_pattern_with_a_group():
+    from pydantic import ValidationError
+
+    from fewgen.recipe import DatasetSource
+
+    with pytest.raises(ValidationError, match="needs a group"):
+        DatasetSource(card="x", limit=3, limit_group="^board")
+    with pytest.raises(ValidationError, match="not a regular expression"):
+        DatasetSource(card="x", limit=3, limit_group="(")
+    with pytest.raises(ValidationError, match="needs a 'limit'"):
+        DatasetSource(card="x", limit_group="^(.*)$")

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from fewgen.api import Generator, Params, StepContext, choose_fraction, file_stem
 from fewgen.dataset import Box, Dataset, Sample
 from fewgen.errors import UsageError, did_you_mean
-from fewgen.imageio import CorruptImage, load_mask, load_rgb, save_image
+from fewgen.imageio import load_sample_pixels, save_image
 from fewgen_augment.presets import PRESETS, TransformStep, build_pipeline, preset_domain
 
 if TYPE_CHECKING:
@@ -100,25 +100,10 @@ class AugmentGenerator(Generator):
         domain = params.domain or preset_domain(params.preset)
         chosen = choose_fraction(dataset.samples, params.fraction, ctx.rng())
         for index, parent in ctx.progress(chosen, total=len(chosen), desc=f"{ctx.step}: augment"):
-            try:
-                image = load_rgb(parent.image)
-            except CorruptImage as exc:
-                ctx.skip(parent.image, str(exc))
+            pixels = load_sample_pixels(parent.image, parent.mask, ctx.skip)
+            if pixels is None:
                 continue
-            mask = None
-            if parent.mask is not None:
-                try:
-                    mask = load_mask(parent.mask)
-                except CorruptImage as exc:
-                    # A copy without its mask would teach a segmenter that the objects vanished.
-                    ctx.skip(parent.mask, str(exc))
-                    continue
-                if mask.shape != image.shape[:2]:
-                    ctx.skip(
-                        parent.mask,
-                        f"mask is {mask.shape[1]}x{mask.shape[0]}, its image {image.shape[1]}x{image.shape[0]}",
-                    )
-                    continue
+            image, mask = pixels
             stem = file_stem(index, parent.id)
             corners = np.array([[b.x1, b.y1, b.x2, b.y2] for b in parent.boxes], dtype=np.float64).reshape(-1, 4)
             for copy in range(params.copies):

@@ -9,7 +9,7 @@ for ``--minutes`` (or ``--iterations``); then, on the held-out images only:
 * **hog_in_place**: the HOG people detector's hit rate on the held-out boxes repainted by
   the generator in their own images, beside its hit rate on the same boxes unchanged:
   exactly the same sizes, places and surroundings;
-* **hog_inserted**: new boxes placed by :class:`fewgen_psgan.placement.BoxPlacement`
+* **hog_inserted**: new boxes placed by :class:`fewgen.placement.BoxPlacement`
   (learned from the training images) into ``--rounds`` copies of every held-out image and
   painted, beside the real boxes of the same heights: for each inserted box, the ``k`` usable real boxes of the
   whole dataset closest to it in height (:func:`fewgen_psgan.realism.hog_detected` on each),
@@ -87,10 +87,10 @@ def psgan_bench(
     import torch
 
     from fewgen.imageio import load_rgb
+    from fewgen.placement import BoxPlacement
     from fewgen_psgan.insertion import Painter
     from fewgen_psgan.model import PRESETS
     from fewgen_psgan.pairs import PairRules, build_pairs, skip_reason
-    from fewgen_psgan.placement import BoxPlacement
     from fewgen_psgan.realism import box_fidelity, hog_detected, people_detector
     from fewgen_psgan.training import PsganTrainer
 

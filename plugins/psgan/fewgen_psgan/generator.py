@@ -3,7 +3,7 @@
 ``fit`` trains PS-GAN on windows around the real boxes of the class in the step's real
 samples (the ``train`` split unless the step says otherwise; synthetic samples of earlier
 steps are never trained on), and learns where such boxes stand and how big they are
-(:class:`fewgen_psgan.placement.BoxPlacement`). ``generate`` then takes a ``fraction`` of
+(:class:`fewgen.placement.BoxPlacement`). ``generate`` then takes a ``fraction`` of
 the step's samples (of those with one of ``into_labels``, when given: defect-free
 templates, say), places up to ``per_image`` new boxes in each (never touching an existing
 box), paints an object into each with the generator, and yields the painted image as a
@@ -29,8 +29,8 @@ from fewgen.errors import UsageError
 from fewgen.imageio import CorruptImage, load_rgb, save_image
 
 if TYPE_CHECKING:
+    from fewgen.placement import BoxPlacement
     from fewgen_psgan.insertion import Painter
-    from fewgen_psgan.placement import BoxPlacement
 
 # The preset names, kept here so validating a recipe needs no torch.
 PRESET_NAMES = ("paper", "small", "tiny")
@@ -111,10 +111,10 @@ class PsganGenerator(Generator):
     def fit(self, dataset: Dataset, ctx: StepContext) -> None:
         from tqdm.auto import tqdm
 
+        from fewgen.placement import BoxPlacement
         from fewgen_psgan.insertion import Painter
         from fewgen_psgan.model import preset
         from fewgen_psgan.pairs import PairRules, build_pairs
-        from fewgen_psgan.placement import BoxPlacement
         from fewgen_psgan.training import PsganTrainer, save_generator
 
         params: PsganParams = self.params  # type: ignore[assignment]

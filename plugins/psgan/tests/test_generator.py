@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fewgen_psgan.generator import PsganGenerator, PsganParams
-from fewgen_psgan.placement import intersects
 from pydantic import ValidationError
 
 from fewgen.cache import StepCache
@@ -17,6 +16,7 @@ from fewgen.dataset import Box, Dataset, Sample
 from fewgen.engine import Engine
 from fewgen.errors import UsageError
 from fewgen.imageio import load_rgb, save_image
+from fewgen.placement import intersects
 from fewgen.plugins import load_registry
 from fewgen.recipe import load_recipe
 from fewgen.testing import make_context

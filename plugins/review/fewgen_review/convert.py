@@ -340,10 +340,17 @@ def save_views(dataset: fo.Dataset, run: RunFolder) -> dict[str, int]:
     for predictions in run.detections:
         by_step.setdefault(predictions.step, {})[predictions.model] = predictions
     for step, models in sorted(by_step.items()):
-        if {"baseline", "augmented"} <= set(models):
-            missed, found = eval_key(models["baseline"]), eval_key(models["augmented"])
+        if "baseline" not in models:
+            continue
+        missed = eval_key(models["baseline"])
+        for model in sorted(models):
+            if model == "baseline":
+                continue
+            found = eval_key(models[model])
             # Only the ground-truth boxes in question are kept, so the App shows exactly those.
-            views[missed_view_name(step)] = dataset.filter_labels(GT_FIELD, (F(missed) == "fn") & (F(found) == "tp"))
+            views[missed_view_name(step, model)] = dataset.filter_labels(
+                GT_FIELD, (F(missed) == "fn") & (F(found) == "tp")
+            )
     steps = vanished_steps(run)
     if steps:
         flags = [F(f"attributes.{field_key(step)}.label_drift.vanished") == True for step in steps]  # noqa: E712
@@ -356,8 +363,8 @@ def save_views(dataset: fo.Dataset, run: RunFolder) -> dict[str, int]:
     return {view_name: len(view) for view_name, view in views.items()}
 
 
-def missed_view_name(step: str) -> str:
-    return f"{step}: baseline misses the augmented model found"
+def missed_view_name(step: str, model: str = "augmented") -> str:
+    return f"{step}: baseline misses the {model} model found"
 
 
 def list_run_datasets() -> list[dict[str, Any]]:

@@ -37,13 +37,13 @@ def _key_value(items: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option(
     "--schedule",
     type=click.Choice(["same_epochs", "same_steps"]),
-    default="same_epochs",
+    default="same_steps",
     show_default=True,
-    help="same_steps trains the baseline proportionally longer (same optimiser steps as the augmented model).",
+    help="same_steps trains smaller training sets proportionally longer (the same optimiser steps for every model).",
 )
 @click.option("--batch", type=int, default=8, show_default=True)
 @click.option("--model", default="yolo11n.yaml", show_default=True, help="Model YAML or local .pt weights.")
-@click.option("--seeds", default="0", show_default=True, help="Comma-separated training seeds.")
+@click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated training seeds.")
 @click.option(
     "--preset",
     "presets",
@@ -84,7 +84,7 @@ def detect(
     out_dir: str | None,
     as_json: bool,
 ) -> None:
-    """Baseline vs augmented YOLO on a real held-out split: mAP50, mAP50-95, delta with CI, training time."""
+    """Baseline vs augmented YOLO on a real held-out split: mAP50, mAP50-95, delta with CI and verdict."""
     from fewgen.engine import Engine
     from fewgen.plugins import get_registry
     from fewgen.recipe import load_recipe
@@ -141,19 +141,25 @@ def detect(
         "copies": copies,
         "settings": metrics["settings"],
         "baseline": {k: metrics["baseline"][k] for k in ("mAP50", "mAP50-95")},
-        "augmented": {k: metrics["augmented"][k] for k in ("mAP50", "mAP50-95")},
-        "delta": {
-            name: {
-                "delta": metrics["delta"][key]["delta"],
-                "ci": metrics["delta"][key]["delta_ci"],
-                "share_positive": metrics["delta"][key]["share_delta_positive"],
+        "variants": {
+            variant: {
+                **{k: entry[k] for k in ("mAP50", "mAP50-95")},
+                "delta": {
+                    name: {
+                        "delta": entry["delta"][key]["delta"],
+                        "ci": entry["delta"][key]["delta_ci"],
+                        "share_positive": entry["delta"][key]["share_delta_positive"],
+                        "verdict": entry["delta"][key]["verdict"]["verdict"],
+                    }
+                    for name, key in (("mAP50", "map50"), ("mAP50-95", "map50_95"))
+                },
             }
-            for name, key in (("mAP50", "map50"), ("mAP50-95", "map50_95"))
+            for variant, entry in metrics["variants"].items()
         },
-        "train_seconds": {
-            variant: [run["train_seconds"] for run in metrics[variant]["seeds"]]
-            for variant in ("baseline", "augmented")
-        },
+        # Training times are run-specific, so the engine keeps them in the manifest, not in metrics.json.
+        "timing": next(
+            (step["timing"].get("reported") for step in result.manifest["steps"] if step.get("name") == "detect"), None
+        ),
         "total_seconds": round(time.perf_counter() - started, 1),
         "run_dir": str(result.out_dir),
         "recipe": str(recipe_path),

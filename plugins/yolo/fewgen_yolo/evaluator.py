@@ -1,9 +1,15 @@
-"""The ``yolo`` evaluator: the same detector trained without and with the synthetic samples.
+"""The ``yolo`` evaluator: the same detector trained without and with each set of synthetic samples.
 
-Both models share the model definition, settings, epochs and seeds; only the training
-images differ (real, or real + synthetic). Both are tested on the same real held-out
-split, and the difference in mAP gets a paired bootstrap confidence interval over test
-images, so a user can tell a real gain from the noise of a small test set.
+A baseline trains on the real training split alone; each *variant* trains on the real split
+plus the synthetic samples of the generator steps it names (``variants: {rot90: [rotate_flip],
+paste: [paste]}``; by default one variant, ``augmented``, with every step's samples). All
+models share the model definition, settings and training seeds; only the training images
+differ. By default they also take the same number of optimiser steps (``schedule:
+same_steps``): a larger training set otherwise brings more steps per epoch, and a gain from
+training longer would be credited to the synthetic images. Every model is tested on the same
+real held-out split; each variant's difference in mAP gets a two-level bootstrap interval
+(test images and training seeds, :mod:`fewgen.verdicts`) and a verdict: helps, hurts, or no
+measurable effect.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
+import re
 import statistics
 import sys
 import time
@@ -23,7 +31,10 @@ from fewgen.api import Evaluator, Params, StepContext
 from fewgen.dataset import Dataset, Sample
 from fewgen.errors import UsageError
 
-VARIANTS = ("baseline", "augmented")
+BASELINE = "baseline"
+DEFAULT_VARIANT = "augmented"
+# Variant names become file names (predictions/<name>-seed<N>.json) and FiftyOne field names.
+VARIANT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 
 
 class YoloParams(Params):
@@ -32,12 +43,21 @@ class YoloParams(Params):
         description="Model YAML to train from scratch (an ultralytics name such as yolov8n.yaml, or a path), "
         "or a path to .pt weights to fine-tune. Weights are never downloaded.",
     )
-    epochs: int = Field(30, ge=1, description="Training epochs (of the augmented model, under same_steps).")
+    epochs: int = Field(
+        30, ge=1, description="Training epochs of the model with the largest training set (every model, same_epochs)."
+    )
     schedule: Literal["same_epochs", "same_steps"] = Field(
-        "same_epochs",
-        description="same_epochs: both models train for `epochs`. same_steps: the baseline trains for proportionally "
-        "more epochs, so both take about the same number of optimiser steps; this separates the effect of the "
-        "synthetic images from the effect of simply training longer.",
+        "same_steps",
+        description="same_steps (default): every model takes the optimiser steps of `epochs` epochs over the largest "
+        "training set, so smaller sets train for proportionally more epochs; this separates the effect of the "
+        "synthetic images from the effect of simply training longer. same_epochs: every model trains `epochs` "
+        "epochs, so a variant with more images also takes more steps (its gain is partly training length).",
+    )
+    variants: dict[str, list[str]] | None = Field(
+        None,
+        description="Augmented models to compare with the baseline: name -> the generator steps whose synthetic "
+        "samples it trains on, beside the real ones (e.g. {rot90: [rotate_flip], all: [rotate_flip, paste]}). "
+        "Default: one variant, 'augmented', with every synthetic sample of the training split.",
     )
     imgsz: int = Field(320, ge=32, description="Training and test image size (pixels, longest side).")
     batch: int = Field(
@@ -46,9 +66,17 @@ class YoloParams(Params):
         description="Training batch size. Unless train_args sets nbs, every batch is an optimiser step (nbs = batch).",
     )
     seeds: list[int] = Field(
-        default_factory=lambda: [0],
+        default_factory=lambda: [0, 1, 2],
         min_length=1,
-        description="Training seeds; with several, each model is trained once per seed and results are mean ± std.",
+        description="Training seeds: every model is trained once per seed; figures are mean ± std and the delta "
+        "intervals cover seed-to-seed variation. Fewer seeds are cheaper; the report then says the intervals "
+        "miss what the seeds left out.",
+    )
+    real_labels: list[str | None] | None = Field(
+        None,
+        description="Image-level labels of the real samples the models train, validate and test on (null in the "
+        "list: unlabelled samples); default: every real sample. [defective] leaves defect-free templates, which "
+        "generators paint into, out of the detectors' data.",
     )
     train_split: str = Field("train", description="Split the models train on (synthetic samples join it).")
     val_split: str | None = Field(
@@ -58,7 +86,7 @@ class YoloParams(Params):
     conf: float = Field(0.001, gt=0, lt=1, description="Confidence threshold of test predictions (low, as for mAP).")
     iou: float = Field(0.7, gt=0, lt=1, description="NMS IoU threshold of test predictions.")
     max_det: int = Field(300, ge=1, description="Most detections kept per test image.")
-    bootstrap: int = Field(1000, ge=100, description="Bootstrap resamples of the test images for the CIs.")
+    bootstrap: int = Field(1000, ge=100, description="Bootstrap replicates (test images and seeds) for the CIs.")
     confidence: float = Field(0.95, gt=0.5, lt=1, description="Confidence level of the intervals.")
     train_args: dict[str, Any] = Field(
         default_factory=dict, description="Further ultralytics training arguments, the same for both models."
@@ -72,6 +100,36 @@ class YoloParams(Params):
 
         check_model(model)
         return model
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("seeds must differ from each other; a repeated seed trains the same model twice")
+        return seeds
+
+    @field_validator("variants")
+    @classmethod
+    def _variant_names(cls, variants: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+        if variants is None:
+            return None
+        if not variants:
+            raise ValueError("variants must name at least one variant (or leave it out for one, 'augmented')")
+        for name, steps in variants.items():
+            if name == BASELINE:
+                raise ValueError("'baseline' is the model without synthetic data; give the variant another name")
+            if not VARIANT_NAME.match(name):
+                raise ValueError(
+                    f"variant name {name!r} must start with a letter and hold only letters, digits and _ (at most 40)"
+                )
+            if not steps:
+                raise ValueError(f"variant {name!r} names no generator step")
+            if len(set(steps)) != len(steps):
+                raise ValueError(f"variant {name!r} names a step twice")
+        return variants
+
+    def step_references(self) -> dict[tuple[str, ...], list[str]]:
+        return {("variants", name): steps for name, steps in (self.variants or {}).items()}
 
     @model_validator(mode="after")
     def _distinct_splits(self) -> YoloParams:
@@ -99,8 +157,9 @@ class YoloParams(Params):
 class YoloEvaluator(Evaluator):
     name = "yolo"
     description = (
-        "Trains a YOLO detector on the real training split alone and on real + synthetic samples, and compares "
-        "both on a real held-out split: mAP50, mAP50-95, per-class AP, delta with a bootstrap CI."
+        "Trains a YOLO detector on the real training split alone and on real + each variant's synthetic samples "
+        "(equal optimiser steps, several seeds), and compares them on a real held-out split: mAP50, mAP50-95, "
+        "per-class AP, delta with a two-level bootstrap CI and a verdict per variant."
     )
     Params = YoloParams
 
@@ -128,48 +187,45 @@ class YoloEvaluator(Evaluator):
         # from scratch never leaves mAP 0. Stepping on every batch is what small data needs.
         extra = {"nbs": params.batch, **params.train_args}
         settings = training.TrainSettings(params.model, params.epochs, params.imgsz, params.batch, ctx.device, extra)
-        epochs = {"baseline": params.epochs, "augmented": params.epochs}
-        if params.schedule == "same_steps":
-            augmented_images = len(splits["train"]) + len(splits["synthetic"])
-            epochs["baseline"] = max(1, round(params.epochs * augmented_images / len(splits["train"])))
+        train_sets = {BASELINE: splits["train"]}
+        for name, synthetic in splits["variants"].items():
+            train_sets[name] = splits["train"] + synthetic
+        models = list(train_sets)
+        sizes = {model: len(images) for model, images in train_sets.items()}
+        epochs = schedule_epochs(sizes, params.epochs, params.batch, params.schedule)
         assert ctx.scratch_dir is not None  # the engine always gives one
         # ultralytics' own split names, whatever the dataset calls them. Its data YAML must name a
         # val split; without one, training runs with val=False (last.pt is kept) and the entry
         # points at the test images only to satisfy the format: they never steer training.
         layouts = {
-            variant: training.write_layout(
-                {
-                    "train": splits["train"] + (splits["synthetic"] if variant == "augmented" else []),
-                    "val": splits["val"] or splits["test"],
-                    "test": splits["test"],
-                },
+            model: training.write_layout(
+                {"train": train_sets[model], "val": splits["val"] or splits["test"], "test": splits["test"]},
                 dataset.classes,
-                ctx.scratch_dir / "layouts" / variant,
+                ctx.scratch_dir / "layouts" / model,
             )
-            for variant in VARIANTS
+            for model in models
         }
         test_images = [s.image for s in splits["test"]]
         truths = [
             metrics.GroundTruth(s.id, [[b.x1, b.y1, b.x2, b.y2] for b in s.boxes], [b.cls for b in s.boxes])
             for s in splits["test"]
         ]
-        runs = [(variant, seed) for seed in params.seeds for variant in VARIANTS]
-        matches: dict[str, list[list[Any]]] = {variant: [] for variant in VARIANTS}
-        per_seed: dict[str, list[dict[str, Any]]] = {variant: [] for variant in VARIANTS}
+        runs = [(model, seed) for seed in params.seeds for model in models]
+        matches: dict[str, list[list[Any]]] = {model: [] for model in models}
+        per_seed: dict[str, list[dict[str, Any]]] = {model: [] for model in models}
         predictions: dict[str, list[training.Prediction]] = {}
         crosscheck: dict[str, Any] = {}
-        for run_index, (variant, seed) in enumerate(runs, start=1):
-            images = len(splits["train"]) + (len(splits["synthetic"]) if variant == "augmented" else 0)
+        for run_index, (model, seed) in enumerate(runs, start=1):
             ctx.note(
-                f"training the {variant} model, seed {seed} ({run_index} of {len(runs)}):"
-                f" {images} images, {epochs[variant]} epochs"
+                f"training the {model} model, seed {seed} ({run_index} of {len(runs)}):"
+                f" {sizes[model]} images, {epochs[model]} epochs"
             )
-            run_name = f"{variant}-seed{seed}"
+            run_name = f"{model}-seed{seed}"
             started = time.perf_counter()
             weights = training.train(
                 ultralytics,
-                layouts[variant],
-                dataclasses.replace(settings, epochs=epochs[variant]),
+                layouts[model],
+                dataclasses.replace(settings, epochs=epochs[model]),
                 seed,
                 ctx.scratch_dir / "runs" / run_name,
                 validate_during_training=bool(splits["val"]),
@@ -193,78 +249,148 @@ class YoloEvaluator(Evaluator):
             _save_predictions(ctx.work_dir / "predictions" / f"{run_name}.json", splits["test"], found)
             detections = [metrics.Detections(p.boxes, p.scores, p.classes) for p in found]
             image_matches = [metrics.match_image(t, d) for t, d in zip(truths, detections, strict=True)]
-            matches[variant].append(image_matches)
+            matches[model].append(image_matches)
             ap = metrics.average_precision(image_matches, len(dataset.classes))
-            per_seed[variant].append({"seed": seed, "train_seconds": train_seconds, **_ap_summary(ap, dataset.classes)})
+            per_seed[model].append({"seed": seed, "train_seconds": train_seconds, **_ap_summary(ap, dataset.classes)})
             if seed == params.seeds[0]:
-                predictions[variant] = found
-                crosscheck[variant] = {
+                predictions[model] = found
+                crosscheck[model] = {
                     "ultralytics": training.ultralytics_test_metrics(
-                        ultralytics, weights, layouts[variant], "test", settings, params.conf, params.iou
+                        ultralytics, weights, layouts[model], "test", settings, params.conf, params.iou
                     ),
                     **metrics.coco_crosscheck(truths, detections, dataset.classes),
                 }
-        delta = metrics.bootstrap_delta(
-            matches["baseline"],
-            matches["augmented"],
+        comparison = metrics.bootstrap_deltas(
+            matches[BASELINE],
+            {name: matches[name] for name in splits["variants"]},
             len(dataset.classes),
             resamples=params.bootstrap,
             seed=ctx.seed,
             confidence=params.confidence,
         )
-        result = {
-            "settings": {
-                "model": params.model,
-                "epochs": params.epochs,
-                "schedule": params.schedule,
-                "baseline_epochs": epochs["baseline"],
-                "imgsz": params.imgsz,
-                "seeds": params.seeds,
-                "train_split": params.train_split,
-                "test_split": params.test_split,
-                "device": ctx.device,
-                "train_images": {"real": len(splits["train"]), "synthetic": len(splits["synthetic"])},
-                "val_images": len(splits["val"]),
-                "test_images": len(splits["test"]),
-                "test_boxes": sum(len(s.boxes) for s in splits["test"]),
-            },
-            "baseline": _combine(per_seed["baseline"]),
-            "augmented": _combine(per_seed["augmented"]),
-            "delta": delta,
-            "crosscheck": crosscheck,
+        steps_per_epoch = {model: math.ceil(size / params.batch) for model, size in sizes.items()}
+        run_settings = {
+            "model": params.model,
+            "epochs": params.epochs,
+            "schedule": params.schedule,
+            "model_epochs": epochs,
+            "optimizer_steps": {model: epochs[model] * steps_per_epoch[model] for model in models},
+            "imgsz": params.imgsz,
+            "batch": params.batch,
+            "seeds": params.seeds,
+            "train_split": params.train_split,
+            "test_split": params.test_split,
+            "device": ctx.device,
+            "train_images": {"real": len(splits["train"]), "synthetic": splits["synthetic_count"]},
+            "variant_steps": splits["variant_steps"],
+            "variant_images": {name: len(images) for name, images in splits["variants"].items()},
+            "val_images": len(splits["val"]),
+            "test_images": len(splits["test"]),
+            "test_boxes": sum(len(s.boxes) for s in splits["test"]),
+            "uncertainty": uncertainty_note(params.seeds),
         }
+        result = summarise(run_settings, per_seed, comparison, crosscheck)
         report.write_report(
             ctx.work_dir,
             result,
             dataset=dataset,
             test_samples=splits["test"],
             predictions=predictions,
-            ap_results={
-                variant: metrics.average_precision(matches[variant][0], len(dataset.classes)) for variant in VARIANTS
-            },
+            ap_results={model: metrics.average_precision(matches[model][0], len(dataset.classes)) for model in models},
             images_shown=params.report_images,
         )
         return result
 
 
-def _splits(dataset: Dataset, params: YoloParams) -> dict[str, list[Sample]]:
-    """Real training, synthetic training, real validation and real test samples."""
+def summarise(
+    settings: dict[str, Any],
+    per_seed: dict[str, list[dict[str, Any]]],
+    comparison: dict[str, Any],
+    crosscheck: dict[str, Any],
+) -> dict[str, Any]:
+    """The evaluator's result: settings, the baseline's figures, each variant's figures, delta and verdict."""
+    return {
+        "settings": settings,
+        BASELINE: _combine(per_seed[BASELINE]),
+        "variants": {
+            name: {
+                **_combine(per_seed[name]),
+                "delta": deltas,
+                "verdict": deltas["map50"]["verdict"],
+            }
+            for name, deltas in comparison["variants"].items()
+        },
+        "bootstrap": {
+            key: comparison[key] for key in ("num_images", "num_seeds", "resamples", "seed", "confidence", "method")
+        },
+        "crosscheck": crosscheck,
+    }
+
+
+def schedule_epochs(train_images: dict[str, int], epochs: int, batch: int, schedule: str) -> dict[str, int]:
+    """Epochs per model: all ``epochs`` (same_epochs), or matched optimiser steps (same_steps).
+
+    Under same_steps the model with the largest training set trains ``epochs`` epochs; every
+    other model trains for the number of epochs that brings it closest to the same number of
+    optimiser steps (one step per batch and ``ceil(images / batch)`` batches an epoch, as
+    ultralytics' loader keeps the last, partial batch), and never fewer than ``epochs``.
+    """
+    if schedule == "same_epochs":
+        return {model: epochs for model in train_images}
+    steps = {model: math.ceil(images / batch) for model, images in train_images.items()}
+    target = epochs * max(steps.values())
+    return {model: max(epochs, round(target / per_epoch)) for model, per_epoch in steps.items()}
+
+
+def uncertainty_note(seeds: list[int]) -> str:
+    """What the intervals cover, said plainly, so a report with one seed does not read as more than it is."""
+    if len(seeds) == 1:
+        return (
+            "one training seed: the intervals cover the sampling of test images only, not the run-to-run "
+            "variation of training, which on small data can be as large as the effect; use seeds: [0, 1, 2]"
+        )
+    if len(seeds) < 3:
+        return (
+            f"{len(seeds)} training seeds: the seed level of the bootstrap is coarse and tends to give intervals "
+            "narrower than the truth; 3 or more seeds are the default"
+        )
+    return f"{len(seeds)} training seeds and the test images, both resampled (two-level bootstrap)"
+
+
+def _splits(dataset: Dataset, params: YoloParams) -> dict[str, Any]:
+    """Real training, validation and test samples, and each variant's synthetic training samples."""
     real = [s for s in dataset if not s.is_synthetic]
-    found = {
+    if params.real_labels is not None:
+        real = [s for s in real if s.label in params.real_labels]
+    synthetic = [s for s in dataset if s.is_synthetic and s.split == params.train_split]
+    made_by = sorted({s.provenance.step for s in synthetic if s.provenance is not None})
+    found: dict[str, Any] = {
         "train": [s for s in real if s.split == params.train_split],
-        "synthetic": [s for s in dataset if s.is_synthetic and s.split == params.train_split],
         "val": [s for s in real if params.val_split and s.split == params.val_split],
         "test": [s for s in real if s.split == params.test_split],
+        "synthetic_count": len(synthetic),
     }
     if not found["train"]:
         raise UsageError(f"yolo: no real samples in the training split {params.train_split!r}")
     if not found["test"]:
         raise UsageError(f"yolo: no real samples in the test split {params.test_split!r} to evaluate on")
-    if not found["synthetic"]:
+    if not synthetic:
         raise UsageError(
             f"yolo: no synthetic samples in the {params.train_split!r} split, so there is nothing to compare;"
             " put a generator step before this evaluator"
         )
+    found["variant_steps"] = params.variants or {DEFAULT_VARIANT: made_by}
+    found["variants"] = {}
+    for name, steps in found["variant_steps"].items():
+        empty = [step for step in steps if step not in made_by]
+        if empty:
+            raise UsageError(
+                f"yolo: variant {name!r}: step {empty[0]!r} made no synthetic samples in the"
+                f" {params.train_split!r} split (steps that did: {', '.join(made_by)})"
+            )
+        # In dataset order, so the training layout does not depend on the order the variant lists its steps.
+        chosen = set(steps)
+        found["variants"][name] = [s for s in synthetic if s.provenance and s.provenance.step in chosen]
     return found
 
 

@@ -34,9 +34,10 @@ ground truth one-to-one by descending IoU irrespective of score, integrates the 
 envelope over 101 recall points with the trapezoidal rule instead of averaging step samples, and caps detections per
 image (``max_det=300``) across classes rather than per class.
 
-**Paired bootstrap** (:func:`bootstrap_delta`): the test images are resampled with replacement, with the same draw for
-both models and for every training seed, and the difference in mAP (augmented - baseline) is recomputed for each
-resample; the percentile interval of these differences is the confidence interval. Matching is done once per image
+**Two-level bootstrap** (:func:`bootstrap_deltas`): the test images are resampled with replacement, with the same draw
+for every model, then each model's training seeds are resampled with replacement, and the difference in mAP
+(variant - baseline) is recomputed for each replicate; the percentile interval of these differences is the confidence
+interval (the reference and the reasoning are in :mod:`fewgen.verdicts`). Matching is done once per image
 and model, so a resample only re-ranks precomputed true-positive flags. A resample is a multiset of images, so
 instead of concatenating copies, each detection is weighted by how many times its image was drawn: cumulative true
 positives, detections seen and the number of ground truths become weighted sums, and all resamples are evaluated at
@@ -52,7 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -384,42 +385,48 @@ def _seed_lists(
     return [list(seed_matches) for seed_matches in matches]
 
 
-def _mean_over_seeds(tables_per_seed: list[_MatchTables], image_weights: np.ndarray) -> np.ndarray:
-    """(2, B): mAP50 and mAP50-95 for each weight row, averaged over training seeds."""
-    return np.mean([np.stack(_weighted_map(tables, image_weights)) for tables in tables_per_seed], axis=0)
+def _per_seed_resampled(tables_per_seed: list[_MatchTables], image_weights: np.ndarray) -> np.ndarray:
+    """(2, S, B): mAP50 and mAP50-95 of each training seed on each weight row."""
+    return np.stack([np.stack(_weighted_map(tables, image_weights)) for tables in tables_per_seed], axis=1)
 
 
-def _percentile_interval(values: np.ndarray, confidence: float) -> list[float]:
-    tail = 100.0 * (1.0 - confidence) / 2.0
-    low, high = np.percentile(values, [tail, 100.0 - tail])
-    return [float(low), float(high)]
-
-
-def bootstrap_delta(
+def bootstrap_deltas(
     baseline: Sequence[ImageMatches] | Sequence[Sequence[ImageMatches]],
-    augmented: Sequence[ImageMatches] | Sequence[Sequence[ImageMatches]],
+    variants: Mapping[str, Sequence[ImageMatches] | Sequence[Sequence[ImageMatches]]],
     num_classes: int,
     resamples: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
 ) -> dict[str, Any]:
-    """Paired bootstrap over test images of mAP(augmented) - mAP(baseline), for mAP50 and mAP50-95.
+    """Two-level bootstrap of mAP(variant) - mAP(baseline), for mAP50 and mAP50-95, for each variant.
 
     Each model is given as one list of :class:`ImageMatches` or as one such list per training seed; every list must
-    hold the same images in the same order. Each resample draws image indices with replacement once and uses that
-    draw for both models and all seeds; a model's metric is the mean over its seeds. Point estimates are on the full
-    set. Resamples that happen to hold no ground truth at all have no mAP and are left out of intervals and shares.
+    hold the same images in the same order. Each replicate draws the test images with replacement once, the same draw
+    for every model (the comparison is paired over images), and then, independently for each model, draws its
+    training seeds with replacement (:func:`fewgen.verdicts.resample_seeds`); a model's figure is the mean over the
+    drawn seeds of its mAP on the drawn images. So the interval covers both the luck of the test set and the luck of
+    the training run (:mod:`fewgen.verdicts` gives the reference); with one seed per model it is the paired bootstrap
+    over test images. Point estimates are the seed means on the full set. Replicates that hold no ground truth at all
+    have no mAP and are left out of intervals and shares.
 
-    Returns ``{"num_images", "num_seeds": {"baseline", "augmented"}, "resamples", "seed", "confidence",
-    "map50": {...}, "map50_95": {...}}`` where each metric holds ``baseline``, ``augmented``, ``delta`` (point
-    estimates), ``baseline_ci``, ``augmented_ci``, ``delta_ci`` ([low, high] percentile intervals),
-    ``share_delta_positive`` (share of resamples with delta > 0) and ``baseline_per_seed``, ``augmented_per_seed``.
+    Returns ``{"num_images", "num_seeds": {model: n}, "resamples", "seed", "confidence", "method",
+    "baseline": {"map50": {"value", "ci", "per_seed"}, "map50_95": ...}, "variants": {name: {"map50": {...},
+    "map50_95": {...}}}}`` where each variant metric holds ``baseline``, ``variant``, ``delta`` (point estimates),
+    ``baseline_ci``, ``variant_ci``, ``delta_ci``, ``share_delta_positive``, ``baseline_per_seed``,
+    ``variant_per_seed`` and ``verdict`` (:func:`fewgen.verdicts.verdict`).
     """
+    from fewgen.verdicts import item_weights, percentile_interval, resample_seeds, verdict
+
     if resamples < 1:
         raise ValueError("resamples must be at least 1")
     if not 0.0 < confidence < 1.0:
         raise ValueError("confidence must lie strictly between 0 and 1")
-    seed_lists = {"baseline": _seed_lists(baseline, "baseline"), "augmented": _seed_lists(augmented, "augmented")}
+    if not variants:
+        raise ValueError("no variant to compare with the baseline")
+    if "baseline" in variants:
+        raise ValueError("'baseline' names the model without synthetic data; give the variant another name")
+    seed_lists = {"baseline": _seed_lists(baseline, "baseline")}
+    seed_lists.update({name: _seed_lists(matches, name) for name, matches in variants.items()})
     image_ids = [m.image_id for m in seed_lists["baseline"][0]]
     for model, lists in seed_lists.items():
         for index, matches in enumerate(lists):
@@ -430,17 +437,17 @@ def bootstrap_delta(
     tables = {model: [_build_tables(m, num_classes) for m in lists] for model, lists in seed_lists.items()}
 
     num_images = len(image_ids)
-    draws = np.random.default_rng(seed).integers(0, num_images, size=(resamples, num_images))
-    # Row b counts how often each image is in resample b: bincount over draws shifted into a block per row.
-    image_weights = np.bincount(
-        (draws + num_images * np.arange(resamples)[:, None]).ravel(), minlength=resamples * num_images
-    ).reshape(resamples, num_images)
-    image_weights = image_weights.astype(np.float64)
+    # The image draws come first from the seed's own stream, so one seed per model gives exactly the paired
+    # bootstrap over images; the seed draws take a second stream.
+    image_weights = item_weights(num_images, resamples, np.random.default_rng(seed))
+    seed_rng = np.random.default_rng([seed, 1])
     full_set = np.ones((1, num_images))
-
-    per_seed = {model: [np.stack(_weighted_map(t, full_set))[:, 0] for t in ts] for model, ts in tables.items()}
-    points = {model: np.mean(values, axis=0) for model, values in per_seed.items()}
-    resampled = {model: _mean_over_seeds(ts, image_weights) for model, ts in tables.items()}
+    full = {model: _per_seed_resampled(ts, full_set)[:, :, 0] for model, ts in tables.items()}  # (2, S)
+    per_seed = {model: _per_seed_resampled(ts, image_weights) for model, ts in tables.items()}  # (2, S, B)
+    replicates = {
+        model: np.stack([resample_seeds(values[row], seed_rng) for row in range(2)])
+        for model, values in per_seed.items()
+    }
 
     result: dict[str, Any] = {
         "num_images": num_images,
@@ -448,22 +455,34 @@ def bootstrap_delta(
         "resamples": resamples,
         "seed": seed,
         "confidence": confidence,
+        "method": "two-level bootstrap: test images (paired across models), then training seeds per model",
+        "baseline": {},
+        "variants": {name: {} for name in variants},
     }
     for row, metric in enumerate(("map50", "map50_95")):
-        baseline_values, augmented_values = resampled["baseline"][row], resampled["augmented"][row]
-        delta_values = augmented_values - baseline_values
-        kept = ~np.isnan(delta_values)
-        result[metric] = {
-            "baseline": float(points["baseline"][row]),
-            "augmented": float(points["augmented"][row]),
-            "delta": float(points["augmented"][row] - points["baseline"][row]),
-            "baseline_ci": _percentile_interval(baseline_values[kept], confidence),
-            "augmented_ci": _percentile_interval(augmented_values[kept], confidence),
-            "delta_ci": _percentile_interval(delta_values[kept], confidence),
-            "share_delta_positive": float(np.mean(delta_values[kept] > 0)),
-            "baseline_per_seed": [float(values[row]) for values in per_seed["baseline"]],
-            "augmented_per_seed": [float(values[row]) for values in per_seed["augmented"]],
+        base_values, base_point = replicates["baseline"][row], float(full["baseline"][row].mean())
+        result["baseline"][metric] = {
+            "value": base_point,
+            "ci": percentile_interval(base_values, confidence),
+            "per_seed": [float(v) for v in full["baseline"][row]],
         }
+        for name in variants:
+            variant_values, variant_point = replicates[name][row], float(full[name][row].mean())
+            deltas = variant_values - base_values
+            kept = ~np.isnan(deltas)
+            interval = percentile_interval(deltas, confidence)
+            result["variants"][name][metric] = {
+                "baseline": base_point,
+                "variant": variant_point,
+                "delta": variant_point - base_point,
+                "baseline_ci": result["baseline"][metric]["ci"],
+                "variant_ci": percentile_interval(variant_values, confidence),
+                "delta_ci": interval,
+                "share_delta_positive": float(np.mean(deltas[kept] > 0)),
+                "baseline_per_seed": result["baseline"][metric]["per_seed"],
+                "variant_per_seed": [float(v) for v in full[name][row]],
+                "verdict": verdict(variant_point - base_point, interval, confidence),
+            }
     return result
 
 

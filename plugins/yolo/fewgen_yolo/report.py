@@ -22,11 +22,11 @@ from PIL import Image, ImageDraw, ImageFont
 
 from fewgen.dataset import Box, Dataset, Provenance, Sample
 from fewgen.imageio import CorruptImage, load_rgb
+from fewgen.verdicts import HELPS, HURTS
 from fewgen_yolo.metrics import APResult
 from fewgen_yolo.training import Prediction
 
-VARIANTS = ("baseline", "augmented")
-# (key in the evaluator's per-model summaries, key in bootstrap_delta's result)
+# (key in the evaluator's per-model summaries, key in bootstrap_deltas' result)
 METRICS = (("mAP50", "map50"), ("mAP50-95", "map50_95"))
 # Predictions below this score are left out of the pictures (mAP itself uses all of them), as ultralytics does.
 SHOWN_SCORE = 0.25
@@ -35,7 +35,9 @@ SAME_DETECTION_IOU = 0.5
 THUMBNAIL_SIDE = 480
 SYNTHETIC_EXAMPLES_PER_STEP = 2
 SYNTHETIC_EXAMPLES_TOTAL = 8
-MODEL_COLOURS = {"baseline": "#7f7f7f", "augmented": "#1f77b4"}
+BASELINE_COLOUR = "#7f7f7f"
+# matplotlib's tab10 without its grey, in its order: distinct on screen and in print.
+VARIANT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")
 # Cyan and orange stay distinguishable with the common colour-vision deficiencies.
 TRUTH_COLOUR = (0, 200, 255)
 PREDICTION_COLOUR = (255, 140, 0)
@@ -85,7 +87,7 @@ def write_report(
 ) -> Path:
     """Write ``work_dir/report.html`` and its figures under ``work_dir/report/``; return the HTML path.
 
-    ``result`` is the evaluator's result (settings, baseline, augmented, delta, crosscheck); ``predictions`` and
+    ``result`` is the evaluator's result (settings, baseline, variants, bootstrap, crosscheck); ``predictions`` and
     ``ap_results`` hold each model's test predictions and AP of the first training seed, in ``test_samples`` order.
     """
     figures = _Figures(work_dir / "report", "report")
@@ -95,8 +97,8 @@ def write_report(
     sections = [
         _headline(result),
         _settings(result),
-        _map_chart(result["delta"], figures),
-        _pr_curves(ap_results, dataset.classes, result["settings"]["seeds"], figures),
+        _map_chart(result, figures),
+        _pr_curves(ap_results, dataset.classes, result["settings"]["seeds"], _models(result), figures),
         _per_class_table(result, ap_results, dataset.classes),
         _crosscheck(result),
         _prediction_grid(test_samples, predictions, dataset, images_shown, figures),
@@ -106,7 +108,7 @@ def write_report(
         [
             "<!DOCTYPE html>",
             '<html lang="en">',
-            '<head><meta charset="utf-8"><title>YOLO: baseline vs augmented</title>',
+            '<head><meta charset="utf-8"><title>YOLO: baseline vs synthetic-data variants</title>',
             f"<style>{STYLE}</style></head>",
             "<body>",
             "<h1>Does the synthetic data help a YOLO detector?</h1>",
@@ -122,6 +124,18 @@ def write_report(
 
 
 # --- numbers and words ----------------------------------------------------------------------------------------------
+
+
+def _models(result: dict[str, Any]) -> list[str]:
+    """The baseline, then the variants in the order the recipe named them."""
+    return ["baseline", *result["variants"]]
+
+
+def _colours(models: list[str]) -> dict[str, str]:
+    variants = [model for model in models if model != "baseline"]
+    return {"baseline": BASELINE_COLOUR} | {
+        name: VARIANT_COLOURS[index % len(VARIANT_COLOURS)] for index, name in enumerate(variants)
+    }
 
 
 def _level(confidence: float) -> str:
@@ -142,17 +156,23 @@ def _signed(value: float) -> str:
 
 def _delta_text(metric: dict[str, Any]) -> str:
     low, high = metric["delta_ci"]
-    return f"{metric['delta']:+.3f} [{low:.3f}, {high:.3f}], {metric['share_delta_positive']:.0%} of resamples positive"
+    return f"{metric['delta']:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
-def _verdict(metric: dict[str, Any], confidence: float, test_images: int) -> str:
-    low, high = metric["delta_ci"]
+def _verdict_cell(metric: dict[str, Any]) -> str:
+    reading = metric["verdict"]["verdict"]
+    css = "up" if reading == HELPS else "down" if reading == HURTS else ""
+    return f'<span class="{css}">{escape(reading)}</span>' if css else escape(reading)
+
+
+def _verdict(name: str, metric: dict[str, Any], confidence: float, test_images: int) -> str:
+    reading = metric["verdict"]["verdict"]
     level = _level(confidence)
-    if low > 0:
-        return f"the {level} CI excludes zero: the synthetic data helped"
-    if high < 0:
-        return f"the {level} CI excludes zero: the synthetic data hurt"
-    return f"the {level} CI includes zero: no detectable effect at this test-set size ({test_images} test images)"
+    if reading == HELPS:
+        return f"the {level} CI lies above zero: the synthetic data of {name} helped"
+    if reading == HURTS:
+        return f"the {level} CI lies below zero: the synthetic data of {name} hurt"
+    return f"the {level} CI includes zero: no measurable effect at this test-set size ({test_images} test images)"
 
 
 def _table(header: list[str], rows: list[list[str]], numeric_from: int = 1) -> str:
@@ -174,48 +194,93 @@ def _table(header: list[str], rows: list[list[str]], numeric_from: int = 1) -> s
 
 
 def _headline(result: dict[str, Any]) -> str:
-    delta, settings = result["delta"], result["settings"]
-    confidence, test_images = delta["confidence"], settings["test_images"]
+    settings, bootstrap = result["settings"], result["bootstrap"]
+    confidence, test_images = bootstrap["confidence"], settings["test_images"]
     seeds = settings["seeds"]
     verdicts = "".join(
-        f'<p class="verdict"><strong>{label}</strong>: {escape(_delta_text(delta[key]))}; '
-        f"{escape(_verdict(delta[key], confidence, test_images))}.</p>"
-        for label, key in METRICS
+        f'<p class="verdict"><strong>{escape(name)}</strong>, mAP50: '
+        f"{escape(_delta_text(entry['delta']['map50']))}; "
+        f"{escape(_verdict(name, entry['delta']['map50'], confidence, test_images))}.</p>"
+        for name, entry in result["variants"].items()
     )
     rows = [
         [
-            label,
-            _mean_std(result["baseline"][label]),
-            _mean_std(result["augmented"][label]),
-            escape(_delta_text(delta[key])),
+            "baseline",
+            "(real only)",
+            str(settings["train_images"]["real"]),
+            str(settings["model_epochs"]["baseline"]),
+            str(settings["optimizer_steps"]["baseline"]),
+            _mean_std(result["baseline"]["mAP50"]),
+            _mean_std(result["baseline"]["mAP50-95"]),
+            "",
+            "",
+            "",
         ]
-        for label, key in METRICS
+    ]
+    for name, entry in result["variants"].items():
+        rows.append(
+            [
+                escape(name),
+                escape(", ".join(settings["variant_steps"][name])),
+                str(settings["train_images"]["real"] + settings["variant_images"][name]),
+                str(settings["model_epochs"][name]),
+                str(settings["optimizer_steps"][name]),
+                _mean_std(entry["mAP50"]),
+                _mean_std(entry["mAP50-95"]),
+                escape(_delta_text(entry["delta"]["map50"])),
+                escape(_delta_text(entry["delta"]["map50_95"])),
+                _verdict_cell(entry["delta"]["map50"]),
+            ]
+        )
+    level = _level(confidence)
+    header = [
+        "model",
+        "synthetic samples of",
+        "training images",
+        "epochs",
+        "optimiser steps",
+        "mAP50",
+        "mAP50-95",
+        f"&Delta; mAP50 [{level} CI]",
+        f"&Delta; mAP50-95 [{level} CI]",
+        "verdict (mAP50)",
     ]
     spread = f"mean ± std over {len(seeds)} training seeds" if len(seeds) > 1 else "one training seed"
+    schedule = (
+        "the same number of optimiser steps (models with fewer images train for more epochs)"
+        if settings["schedule"] == "same_steps"
+        else "the same number of epochs, so a model with more images also took more optimiser steps and part of "
+        "its difference is training length"
+    )
     return (
         "<h2>Headline</h2>"
         + verdicts
-        + _table(["metric", "baseline", "augmented", f"augmented &minus; baseline [{_level(confidence)} CI]"], rows)
-        + f'<p class="note">Both models share the model, settings, epochs and seeds; only their training images '
-        f"differ (real alone, or real + synthetic). Both are tested on the same {test_images} real test images "
-        f"({settings['test_boxes']} boxes). Model figures are the {spread}. The interval of the difference comes "
-        f"from a paired bootstrap over the test images ({delta['resamples']} resamples, the same draw for both "
-        "models and every seed); the share is the fraction of resamples in which the augmented model scored "
-        "higher. A CI that includes zero means this test set is too small to tell the two apart, not that they "
-        "are equal.</p>"
+        + _table(header, rows, numeric_from=2)
+        + f'<p class="note">Every model shares the model definition, settings and training seeds; only their '
+        f"training images differ (real alone, or real + the synthetic samples of the steps named). All took "
+        f"{schedule}. All are tested on the same {test_images} real test images ({settings['test_boxes']} boxes). "
+        f"Model figures are the {spread}. The interval of each difference comes from a two-level bootstrap "
+        f"({bootstrap['resamples']} replicates): the test images are redrawn with replacement, the same draw for "
+        "every model, and each model's training seeds are redrawn with replacement; the verdict is 'helps' when "
+        "the whole interval lies above zero, 'hurts' below, and 'no measurable effect' when it includes zero, "
+        "which means this test set and these seeds cannot tell the models apart, not that they are equal. "
+        f"Intervals cover {escape(settings['uncertainty'])}.</p>"
     )
 
 
 def _settings(result: dict[str, Any]) -> str:
     settings = result["settings"]
+    epochs = ", ".join(f"{escape(model)} {value}" for model, value in settings["model_epochs"].items())
     rows = [
         ["model", escape(str(settings["model"]))],
-        ["epochs", str(settings["epochs"])],
+        ["schedule", escape(settings["schedule"])],
+        ["epochs", epochs],
         ["image size", f"{settings['imgsz']} px"],
+        ["batch", str(settings["batch"])],
         ["training seeds", escape(", ".join(str(seed) for seed in settings["seeds"]))],
         ["device", escape(str(settings["device"]))],
         ["real training images", str(settings["train_images"]["real"])],
-        ["synthetic training images (augmented model only)", str(settings["train_images"]["synthetic"])],
+        ["synthetic training images (all steps)", str(settings["train_images"]["synthetic"])],
         ["real validation images", str(settings["val_images"])],
         ["real test images", str(settings["test_images"])],
         ["test boxes", str(settings["test_boxes"])],
@@ -223,44 +288,56 @@ def _settings(result: dict[str, Any]) -> str:
     return "<h2>Settings</h2>" + _table(["setting", "value"], rows, numeric_from=2)
 
 
-def _map_chart(delta: dict[str, Any], figures: _Figures) -> str:
-    figure, grid = _figure(6.0, 3.6)
+def _map_chart(result: dict[str, Any], figures: _Figures) -> str:
+    models = _models(result)
+    colours = _colours(models)
+    figure, grid = _figure(max(6.0, 1.2 * len(models) + 3.0), 3.6)
     axes = grid[0, 0]
     positions = np.arange(len(METRICS))
-    width = 0.36
-    for offset, variant in ((-width / 2, "baseline"), (width / 2, "augmented")):
-        values = [delta[key][variant] for _, key in METRICS]
-        intervals = [delta[key][f"{variant}_ci"] for _, key in METRICS]
+    width = 0.8 / len(models)
+    first_variant = next(iter(result["variants"].values()))
+    for index, model in enumerate(models):
+        if model == "baseline":
+            values = [first_variant["delta"][key]["baseline"] for _, key in METRICS]
+            intervals = [first_variant["delta"][key]["baseline_ci"] for _, key in METRICS]
+        else:
+            delta = result["variants"][model]["delta"]
+            values = [delta[key]["variant"] for _, key in METRICS]
+            intervals = [delta[key]["variant_ci"] for _, key in METRICS]
         # A percentile interval need not contain the full-set value; never draw a negative error bar.
         errors = [
             [max(0.0, value - low) for value, (low, _) in zip(values, intervals, strict=True)],
             [max(0.0, high - value) for value, (_, high) in zip(values, intervals, strict=True)],
         ]
-        bars = axes.bar(
-            positions + offset, values, width, yerr=errors, capsize=4, color=MODEL_COLOURS[variant], label=variant
-        )
-        axes.bar_label(bars, labels=[f"{value:.3f}" for value in values], label_type="center", fontsize=8)
+        offset = (index - (len(models) - 1) / 2) * width
+        bars = axes.bar(positions + offset, values, width, yerr=errors, capsize=3, color=colours[model], label=model)
+        axes.bar_label(bars, labels=[f"{value:.3f}" for value in values], label_type="center", fontsize=7)
     axes.set_xticks(positions, [label for label, _ in METRICS])
     # Headroom above 1 keeps a perfect score and its error bar clear of the legend.
     axes.set_ylim(0, 1.2)
     axes.set_yticks(np.linspace(0, 1, 6))
     axes.set_ylabel("mAP")
+    bootstrap = result["bootstrap"]
     axes.set_title(
-        f"{delta['num_images']} real test images; error bars: {_level(delta['confidence'])} bootstrap CI", fontsize=9
+        f"{bootstrap['num_images']} real test images; error bars: {_level(bootstrap['confidence'])} bootstrap CI",
+        fontsize=9,
     )
-    axes.legend(loc="upper center", ncols=2, fontsize=8)
+    axes.legend(loc="upper center", ncols=min(len(models), 5), fontsize=8)
     _save(figure, figures.path("map.png"))
     return (
-        "<h2>mAP of both models</h2>"
-        f'<img src="{figures.src("map.png")}" alt="bar chart of mAP50 and mAP50-95 of both models">'
+        "<h2>mAP of every model</h2>"
+        f'<img src="{figures.src("map.png")}" alt="bar chart of mAP50 and mAP50-95 of every model">'
     )
 
 
-def _pr_curves(ap_results: dict[str, APResult], classes: list[str], seeds: list[int], figures: _Figures) -> str:
+def _pr_curves(
+    ap_results: dict[str, APResult], classes: list[str], seeds: list[int], models: list[str], figures: _Figures
+) -> str:
+    colours = _colours(models)
     shown = [
         cls
         for cls in range(len(classes))
-        if any(ap_results[variant].precision_at_recall[cls] is not None for variant in VARIANTS)
+        if any(ap_results[model].precision_at_recall[cls] is not None for model in models)
     ]
     if not shown:
         return "<h2>Precision-recall curves</h2><p>No class has ground truth in the test split.</p>"
@@ -268,19 +345,19 @@ def _pr_curves(ap_results: dict[str, APResult], classes: list[str], seeds: list[
     rows = math.ceil(len(shown) / columns)
     figure, grid = _figure(2.8 * columns, 2.5 * rows + 0.4, rows, columns)
     for axes, cls in zip(grid.flat, shown, strict=False):
-        for variant in VARIANTS:
-            result = ap_results[variant]
+        for model in models:
+            result = ap_results[model]
             curve = result.precision_at_recall[cls]
             if curve is not None:
-                label = f"{variant} AP50 {result.ap50[cls]:.3f}"
-                axes.plot(result.recall_points, curve, color=MODEL_COLOURS[variant], label=label)
+                label = f"{model} AP50 {result.ap50[cls]:.3f}"
+                axes.plot(result.recall_points, curve, color=colours[model], label=label)
         # Class names are data: never let matplotlib read '$...$' in them as mathtext.
         title = f"{classes[cls]} ({ap_results['baseline'].gt_counts[cls]} boxes)"
         axes.set_title(title, fontsize=9, parse_math=False)
         axes.set_xlim(0, 1)
         axes.set_ylim(0, 1.05)
         axes.tick_params(labelsize=7)
-        axes.legend(loc="lower left", fontsize=7)
+        axes.legend(loc="lower left", fontsize=6)
     for axes in grid.flat[len(shown) :]:
         axes.set_visible(False)
     figure.supxlabel("recall", fontsize=9)
@@ -289,7 +366,7 @@ def _pr_curves(ap_results: dict[str, APResult], classes: list[str], seeds: list[
     seed_note = f" of the first training seed ({seeds[0]})" if len(seeds) > 1 else ""
     return (
         "<h2>Precision-recall curves at IoU 0.5</h2>"
-        f'<p class="note">One plot per class with boxes in the test split, both models{seed_note}. Precision is '
+        f'<p class="note">One plot per class with boxes in the test split, every model{seed_note}. Precision is '
         "the interpolated (monotone) precision at each of the 101 COCO recall points; AP50 is the mean of the "
         "curve, so the area under it.</p>"
         f'<img src="{figures.src("pr_curves.png")}" alt="precision-recall curves per class">'
@@ -297,7 +374,8 @@ def _pr_curves(ap_results: dict[str, APResult], classes: list[str], seeds: list[
 
 
 def _per_class_table(result: dict[str, Any], ap_results: dict[str, APResult], classes: list[str]) -> str:
-    baseline, augmented = result["baseline"]["per_class"], result["augmented"]["per_class"]
+    baseline = result["baseline"]["per_class"]
+    variants = result["variants"]
     rows, without_boxes = [], []
     for cls, name in enumerate(classes):
         if name not in baseline:
@@ -305,19 +383,15 @@ def _per_class_table(result: dict[str, Any], ap_results: dict[str, APResult], cl
             continue
         row = [escape(name), str(ap_results["baseline"].gt_counts[cls])]
         for metric in ("AP50", "AP50-95"):
-            before, after = baseline[name][metric], augmented[name][metric]
-            row += [_mean_std(before), _mean_std(after), _signed(after["mean"] - before["mean"])]
+            before = baseline[name][metric]
+            row.append(_mean_std(before))
+            for entry in variants.values():
+                after = entry["per_class"][name][metric]
+                row.append(f"{_mean_std(after)} ({_signed(after['mean'] - before['mean'])})")
         rows.append(row)
-    header = [
-        "class",
-        "test boxes",
-        "AP50 baseline",
-        "AP50 augmented",
-        "AP50 difference",
-        "AP50-95 baseline",
-        "AP50-95 augmented",
-        "AP50-95 difference",
-    ]
+    header = ["class", "test boxes"]
+    for metric in ("AP50", "AP50-95"):
+        header += [f"{metric} baseline"] + [f"{metric} {escape(variant)} (difference)" for variant in variants]
     missing = (
         f'<p class="note">No boxes in the test split, so no AP: {", ".join(without_boxes)}.</p>'
         if without_boxes
@@ -328,12 +402,12 @@ def _per_class_table(result: dict[str, Any], ap_results: dict[str, APResult], cl
 
 def _crosscheck(result: dict[str, Any]) -> str:
     rows = []
-    for variant in VARIANTS:
-        check = result["crosscheck"][variant]
+    for model in _models(result):
+        check = result["crosscheck"][model]
         for label, key in METRICS:
             rows.append(
                 [
-                    variant,
+                    escape(model),
                     label,
                     f"{check[key]:.4f}",
                     f"{check[f'coco_{key}']:.4f}",
@@ -367,9 +441,12 @@ def _prediction_grid(
     heading = "<h2>Predictions on test images</h2>"
     if images_shown <= 0:
         return heading + "<p>No images were requested (report_images is 0).</p>"
+    models = list(predictions)
+    variants = [model for model in models if model != "baseline"]
+    # Summed over the variants: how much each one's detections differ from the baseline's on the image.
     disagreements = [
-        _disagreement(baseline, augmented)
-        for baseline, augmented in zip(predictions["baseline"], predictions["augmented"], strict=True)
+        sum(_disagreement(predictions["baseline"][index], predictions[variant][index]) for variant in variants)
+        for index in range(len(test_samples))
     ]
     # Most disagreement first; equal ones keep test-split order, so the choice is deterministic.
     chosen = sorted(range(len(test_samples)), key=lambda index: -disagreements[index])[:images_shown]
@@ -377,22 +454,23 @@ def _prediction_grid(
     for rank, index in enumerate(chosen):
         sample = test_samples[index]
         panels = []
-        for variant in VARIANTS:
-            prediction = predictions[variant][index]
+        for number, model in enumerate(models):
+            prediction = predictions[model][index]
             kept = sum(score >= SHOWN_SCORE for score in prediction.scores)
+            # Files are named by position, not by variant name, so no name from a recipe reaches a file name.
             picture = _picture(
-                sample, prediction, dataset, figures, f"predictions/{rank:03d}-{variant}.jpg", f"{variant} predictions"
+                sample, prediction, dataset, figures, f"predictions/{rank:03d}-{number}.jpg", f"{model} predictions"
             )
-            panels.append(f"<div>{picture}<br>{variant}: {_count(kept, 'detection')}</div>")
+            panels.append(f"<div>{picture}<br>{escape(model)}: {_count(kept, 'detection')}</div>")
         items.append(
             f'<figure><div class="panels">{"".join(panels)}</div>'
             f"<figcaption>{escape(sample.id)}: {_count(len(sample.boxes), 'ground-truth box', 'es')}; "
-            f"{_count(disagreements[index], 'detection')} not shared by the two models</figcaption></figure>"
+            f"{_count(disagreements[index], 'detection')} not shared with the baseline</figcaption></figure>"
         )
     return (
-        heading + f'<p class="note">{len(chosen)} of {len(test_samples)} test images, those where the two models\' '
-        f"detections differ most first (a detection is shared when the other model has one of the same class "
-        f"overlapping it by IoU ≥ {SAME_DETECTION_IOU}). "
+        heading + f'<p class="note">{len(chosen)} of {len(test_samples)} test images, those where the variants\' '
+        f"detections differ most from the baseline's first (a detection is shared when the other model has one of "
+        f"the same class overlapping it by IoU ≥ {SAME_DETECTION_IOU}). "
         f'<span class="swatch" style="border-color: {_css(TRUTH_COLOUR)}"></span> ground truth, '
         f'<span class="swatch" style="border-color: {_css(PREDICTION_COLOUR)}"></span> predictions with score '
         f"≥ {SHOWN_SCORE}, labelled with class and score.</p>" + _grid(items)
@@ -422,9 +500,9 @@ def _provenance(dataset: Dataset, settings: dict[str, Any], figures: _Figures) -
     steps = dict.fromkeys((step, generator) for generator, step, _, _ in groups)
     made_by = ", ".join(f"{escape(step)} (generator {escape(generator)})" for step, generator in steps)
     return (
-        heading + f"<p>The augmented model trained on {settings['train_images']['synthetic']} synthetic images, "
-        f"those of its training split, besides the {settings['train_images']['real']} real ones. The dataset's "
-        f"synthetic samples were made by the steps {made_by}:</p>"
+        heading + f"<p>Each variant trained on the synthetic images of its steps in the training split "
+        f"({settings['train_images']['synthetic']} in all) besides the {settings['train_images']['real']} real "
+        f"ones. The dataset's synthetic samples were made by the steps {made_by}:</p>"
         + _table(["generator", "step", "seed", "split", "samples", "parent images"], rows, numeric_from=4)
         + '<p class="note">Examples: each synthetic sample beside the image it was made from, '
         f'<span class="swatch" style="border-color: {_css(TRUTH_COLOUR)}"></span> its boxes.</p>'

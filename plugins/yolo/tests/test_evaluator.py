@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fewgen_yolo.evaluator import YoloEvaluator, YoloParams, _splits
+from fewgen_yolo.evaluator import YoloEvaluator, YoloParams, _splits, schedule_epochs
 from pydantic import ValidationError
 
 from fewgen.api import StepContext
@@ -154,7 +154,102 @@ def test_splits_need_real_test_and_synthetic_training_samples(tmp_path):
     # Synthetic samples never leak into the test split's real images.
     leaked = synthetic.derive(id="aug/y", split="test")
     found = _splits(dataset.with_samples([*dataset.samples, synthetic, leaked]), YoloParams())
-    assert all(not s.is_synthetic for s in found["test"]) and found["synthetic"] == [synthetic]
+    assert all(not s.is_synthetic for s in found["test"]) and found["variants"] == {"augmented": [synthetic]}
+
+
+def test_variants_take_the_samples_of_the_steps_they_name(tmp_path):
+    dataset = squares_dataset(tmp_path / "data")
+    last = dataset.samples[-1]
+    flipped = [last.derive(id=f"flip/{i}", provenance=Provenance("augment", "flip", 0, last.id)) for i in range(3)]
+    pasted = [last.derive(id=f"paste/{i}", provenance=Provenance("copy_paste", "paste", 0, last.id)) for i in range(2)]
+    # Interleaved in the dataset: each variant keeps dataset order, whatever order it names its steps in.
+    mixed = dataset.with_samples([*dataset.samples, pasted[0], *flipped, pasted[1]])
+    params = YoloParams(variants={"flip": ["flip"], "paste": ["paste"], "all": ["paste", "flip"]})
+    found = _splits(mixed, params)
+    assert found["variants"] == {"flip": flipped, "paste": pasted, "all": [pasted[0], *flipped, pasted[1]]}
+    default = _splits(mixed, YoloParams())
+    assert default["variant_steps"] == {"augmented": ["flip", "paste"]}
+    with pytest.raises(UsageError, match="variant 'x': step 'other' made no synthetic samples"):
+        _splits(mixed, YoloParams(variants={"x": ["other"]}))
+
+
+def test_real_labels_keep_templates_out_of_the_detectors_data(tmp_path):
+    dataset = squares_dataset(tmp_path / "data")
+    labelled = [s.derive(label="defective") for s in dataset]
+    templates = [s.derive(id=f"{s.id}_temp", label="good", boxes=()) for s in dataset]
+    last = labelled[-1]
+    synthetic = last.derive(id="paste/0", provenance=Provenance("copy_paste", "paste", 0, templates[-1].id))
+    mixed = dataset.with_samples([*labelled, *templates, synthetic])
+    found = _splits(mixed, YoloParams(real_labels=["defective"]))
+    assert all(s.label == "defective" for part in ("train", "val", "test") for s in found[part])
+    assert len(found["train"]) == 8 and found["variants"] == {"augmented": [synthetic]}
+    assert len(_splits(mixed, YoloParams())["train"]) == 16
+
+
+@pytest.mark.parametrize(
+    "variants",
+    [{"baseline": ["flip"]}, {"x": []}, {"x": ["flip", "flip"]}, {"1x": ["flip"]}, {"a/b": ["flip"]}, {}],
+)
+def test_bad_variants_are_refused(variants):
+    with pytest.raises(ValidationError):
+        YoloParams(variants=variants)
+
+
+def test_defaults_are_equal_steps_and_three_seeds():
+    params = YoloParams()
+    assert params.schedule == "same_steps" and params.seeds == [0, 1, 2]
+    with pytest.raises(ValidationError, match="seeds must differ"):
+        YoloParams(seeds=[0, 0])
+
+
+def test_same_steps_arithmetic():
+    # 20 real images, + 60 rotated, + 20 pasted, batch 8: 3, 10 and 5 batches an epoch.
+    sizes = {"baseline": 20, "rot90": 80, "paste": 40}
+    assert schedule_epochs(sizes, 60, 8, "same_epochs") == {"baseline": 60, "rot90": 60, "paste": 60}
+    epochs = schedule_epochs(sizes, 60, 8, "same_steps")
+    assert epochs == {"baseline": 200, "rot90": 60, "paste": 120}
+    steps = {model: epochs[model] * -(-sizes[model] // 8) for model in sizes}
+    assert steps == {"baseline": 600, "rot90": 600, "paste": 600}
+    # Batches that do not divide evenly: the nearest whole number of epochs, never fewer than asked.
+    odd = schedule_epochs({"baseline": 7, "big": 23}, 10, 4, "same_steps")
+    assert odd == {"baseline": 30, "big": 10}  # 2 and 6 batches an epoch
+    assert schedule_epochs({"baseline": 9, "big": 10}, 5, 4, "same_steps") == {"baseline": 5, "big": 5}
+
+
+def test_recipe_variants_naming_unknown_steps_are_one_line_errors(tmp_path):
+    from fewgen.plugins import load_registry
+    from fewgen.recipe import load_recipe
+
+    squares_dataset(tmp_path / "data")
+    registry = load_registry()
+    template = """
+name: variants
+dataset: {{format: fewgen, root: data}}
+steps:
+  - name: flip
+    generator: augment
+    params: {{preset: flip}}
+  - name: stats
+    evaluator: dataset_stats
+  - name: detect
+    evaluator: yolo
+    params:
+      variants:
+        {variant}
+output: {{format: fewgen}}
+"""
+    for variant, message in (
+        ("flipped: [flop]", "names step 'flop', which is not a generator step before this one (did you mean 'flip'?)"),
+        ("counted: [stats]", "names step 'stats', which is not a generator step before this one"),
+        ("fine: [flip, detect]", "names step 'detect', which is not a generator step before this one"),
+    ):
+        (tmp_path / "recipe.yaml").write_text(template.format(variant=variant))
+        with pytest.raises(UsageError) as caught:
+            load_recipe(tmp_path / "recipe.yaml", registry)
+        text = str(caught.value)
+        assert "\n" not in text and message in text and "recipe.yaml:1" in text
+    (tmp_path / "recipe.yaml").write_text(template.format(variant="flipped: [flip]"))
+    assert load_recipe(tmp_path / "recipe.yaml", registry).step_params[2].variants == {"flipped": ["flip"]}
 
 
 @pytest.mark.slow
@@ -176,7 +271,7 @@ steps:
     params: {preset: flip}
   - name: detect
     evaluator: yolo
-    params: {model: yolov8n.yaml, epochs: 1, schedule: same_steps, imgsz: 64, batch: 4, bootstrap: 100,
+    params: {model: yolov8n.yaml, epochs: 1, imgsz: 64, batch: 4, bootstrap: 100, seeds: [0],
              report_images: 2}
 output: {format: fewgen}
 """
@@ -188,18 +283,22 @@ output: {format: fewgen}
     # stdout belongs to results (`fewgen bench` prints JSON there): ultralytics' logs go to stderr.
     assert capfd.readouterr().out == ""
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())["detect"]
-    assert set(metrics) == {"settings", "baseline", "augmented", "delta", "crosscheck"}
+    assert set(metrics) == {"settings", "baseline", "variants", "bootstrap", "crosscheck"}
     assert metrics["settings"]["train_images"] == {"real": 8, "synthetic": 8}
     assert metrics["settings"]["test_images"] == 4
-    # same_steps: 8 real images train 2 epochs, as many batches as 16 images for 1 epoch.
-    assert metrics["settings"]["baseline_epochs"] == 2
-    for variant in ("baseline", "augmented"):
-        assert 0.0 <= metrics[variant]["mAP50"]["mean"] <= 1.0
-        assert set(metrics["crosscheck"][variant]) >= {"ultralytics", "coco_map50", "map50"}
+    # same_steps (the default): 8 real images train 2 epochs, as many batches as 16 images for 1 epoch.
+    assert metrics["settings"]["model_epochs"] == {"baseline": 2, "augmented": 1}
+    assert metrics["settings"]["optimizer_steps"] == {"baseline": 4, "augmented": 4}
+    assert "one training seed" in metrics["settings"]["uncertainty"]
+    for model, figures in (("baseline", metrics["baseline"]), ("augmented", metrics["variants"]["augmented"])):
+        assert 0.0 <= figures["mAP50"]["mean"] <= 1.0
+        assert set(metrics["crosscheck"][model]) >= {"ultralytics", "coco_map50", "map50"}
         # Our mAP and pycocotools' agree on the same predictions.
-        assert metrics["crosscheck"][variant]["abs_diff_map50"] < 1e-6
-    low, high = metrics["delta"]["map50"]["delta_ci"]
-    assert low <= metrics["delta"]["map50"]["delta"] <= high
+        assert metrics["crosscheck"][model]["abs_diff_map50"] < 1e-6
+    delta = metrics["variants"]["augmented"]["delta"]["map50"]
+    low, high = delta["delta_ci"]
+    assert low <= delta["delta"] <= high
+    assert metrics["variants"]["augmented"]["verdict"]["verdict"] in ("helps", "hurts", "no measurable effect")
     reports = tmp_path / "out" / "reports" / "detect"
     assert (reports / "report.html").is_file()
     assert sorted(p.name for p in (reports / "models").iterdir()) == ["augmented-seed0.pt", "baseline-seed0.pt"]

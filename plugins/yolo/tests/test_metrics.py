@@ -248,15 +248,40 @@ def two_models() -> tuple[list[metrics.ImageMatches], list[metrics.ImageMatches]
     return matched(gts, noisy_detections(rng, gts, 3, recall=0.6)), matched(gts, noisy_detections(rng, gts, 3))
 
 
+def compare(baseline, augmented, num_classes, **options):
+    """The one-variant comparison, as the evaluator's default variant 'augmented' gets it."""
+    result = metrics.bootstrap_deltas(baseline, {"augmented": augmented}, num_classes, **options)
+    return result["variants"]["augmented"] | {"num_seeds": result["num_seeds"]}
+
+
 def test_identical_models_have_a_zero_delta_and_a_zero_interval(two_models) -> None:
     baseline, _ = two_models
-    result = metrics.bootstrap_delta(baseline, baseline, 3, resamples=200)
+    result = compare(baseline, baseline, 3, resamples=200)
     for metric in ("map50", "map50_95"):
         assert result[metric]["delta"] == 0.0
         assert result[metric]["delta_ci"] == [0.0, 0.0]
         assert result[metric]["share_delta_positive"] == 0.0
+        assert result[metric]["verdict"]["verdict"] == "no measurable effect"
         low, high = result[metric]["baseline_ci"]
         assert low < result[metric]["baseline"] < high
+
+
+def test_identical_models_over_several_different_seeds_have_an_interval_around_zero() -> None:
+    # Three training seeds that differ, the same three for both models: the seed level widens the interval,
+    # but it stays centred on zero, with a zero point estimate.
+    rng = np.random.default_rng(5)
+    gts = random_ground_truth(rng, num_images=40, num_classes=3)
+    seeds = [matched(gts, noisy_detections(rng, gts, 3, recall=recall)) for recall in (0.5, 0.7, 0.9)]
+    result = compare(seeds, seeds, 3, resamples=2000)
+    for metric in ("map50", "map50_95"):
+        low, high = result[metric]["delta_ci"]
+        assert result[metric]["delta"] == 0.0
+        assert low < 0.0 < high
+        assert abs(low + high) < 0.25 * (high - low)  # symmetric about zero, up to resampling noise
+        assert 0.3 < result[metric]["share_delta_positive"] < 0.7
+        assert result[metric]["verdict"]["verdict"] == "no measurable effect"
+    single = compare(seeds[0], seeds[0], 3, resamples=2000)
+    assert single["map50"]["delta_ci"] == [0.0, 0.0]
 
 
 def test_a_model_better_on_every_image_has_an_interval_above_zero() -> None:
@@ -265,18 +290,21 @@ def test_a_model_better_on_every_image_has_an_interval_above_zero() -> None:
     perfect = [detections([SQUARE_A, SQUARE_B], [0.9, 0.8], [0, 0]) for _ in gts]
     # The baseline finds only one of the two boxes, with a false positive at a random rank.
     half = [detections([SQUARE_A, FAR_AWAY], [rng.random(), rng.random()], [0, 0]) for _ in gts]
-    result = metrics.bootstrap_delta(matched(gts, half), matched(gts, perfect), 1, resamples=200)
+    result = compare(matched(gts, half), matched(gts, perfect), 1, resamples=200)
     for metric in ("map50", "map50_95"):
         assert result[metric]["delta_ci"][0] > 0.3
         assert result[metric]["share_delta_positive"] == 1.0
-        assert result[metric]["augmented"] == pytest.approx(1.0, abs=1e-12)
+        assert result[metric]["variant"] == pytest.approx(1.0, abs=1e-12)
+        assert result[metric]["verdict"]["verdict"] == "helps"
+    reverse = compare(matched(gts, perfect), matched(gts, half), 1, resamples=200)
+    assert reverse["map50"]["verdict"]["verdict"] == "hurts"
 
 
 def test_the_seed_fixes_the_interval(two_models) -> None:
     baseline, augmented = two_models
-    first = metrics.bootstrap_delta(baseline, augmented, 3, resamples=300, seed=1)
-    assert metrics.bootstrap_delta(baseline, augmented, 3, resamples=300, seed=1) == first
-    other = metrics.bootstrap_delta(baseline, augmented, 3, resamples=300, seed=2)
+    first = compare(baseline, augmented, 3, resamples=300, seed=1)
+    assert compare(baseline, augmented, 3, resamples=300, seed=1) == first
+    other = compare(baseline, augmented, 3, resamples=300, seed=2)
     assert other["map50"]["delta"] == first["map50"]["delta"]
     assert other["map50"]["delta_ci"] != first["map50"]["delta_ci"]
     np.testing.assert_allclose(other["map50"]["delta_ci"], first["map50"]["delta_ci"], atol=0.05)
@@ -285,8 +313,8 @@ def test_the_seed_fixes_the_interval(two_models) -> None:
 
 def test_point_estimates_are_the_full_set_map(two_models) -> None:
     baseline, augmented = two_models
-    result = metrics.bootstrap_delta(baseline, augmented, 3, resamples=10)
-    for model, matches in (("baseline", baseline), ("augmented", augmented)):
+    result = compare(baseline, augmented, 3, resamples=10)
+    for model, matches in (("baseline", baseline), ("variant", augmented)):
         full = metrics.average_precision(matches, 3)
         assert result["map50"][model] == full.map50
         assert result["map50_95"][model] == full.map50_95
@@ -294,31 +322,47 @@ def test_point_estimates_are_the_full_set_map(two_models) -> None:
 
 def test_several_seeds_are_averaged(two_models) -> None:
     baseline, augmented = two_models
-    single = metrics.bootstrap_delta(baseline, augmented, 3, resamples=100)
-    doubled = metrics.bootstrap_delta([baseline, baseline], [augmented, augmented], 3, resamples=100)
+    single = compare(baseline, augmented, 3, resamples=100)
+    doubled = compare([baseline, baseline], [augmented, augmented], 3, resamples=100)
     assert doubled["num_seeds"] == {"baseline": 2, "augmented": 2}
     for metric in ("map50", "map50_95"):
-        for key in (
-            "baseline",
-            "augmented",
-            "delta",
-            "baseline_ci",
-            "augmented_ci",
-            "delta_ci",
-            "share_delta_positive",
-        ):
+        for key in ("baseline", "variant", "delta", "baseline_ci", "variant_ci", "delta_ci", "share_delta_positive"):
             assert doubled[metric][key] == single[metric][key]
 
-    mixed = metrics.bootstrap_delta(baseline, [baseline, augmented], 3, resamples=100)
+    mixed = compare(baseline, [baseline, augmented], 3, resamples=100)
     expected = (metrics.average_precision(baseline, 3).map50 + metrics.average_precision(augmented, 3).map50) / 2
-    assert mixed["map50"]["augmented"] == pytest.approx(expected, abs=1e-15)
-    assert mixed["map50"]["augmented_per_seed"] == [single["map50"]["baseline"], single["map50"]["augmented"]]
+    assert mixed["map50"]["variant"] == pytest.approx(expected, abs=1e-15)
+    assert mixed["map50"]["variant_per_seed"] == [single["map50"]["baseline"], single["map50"]["variant"]]
+
+
+def test_seed_variation_widens_the_interval(two_models) -> None:
+    # The variant's two seeds disagree (one is the baseline itself). Over test images alone, the delta of the seed
+    # mean has a narrow interval; the two-level bootstrap also redraws the seeds and must give a wider one.
+    from fewgen.verdicts import item_weights, percentile_interval
+
+    baseline, augmented = two_models
+    two_level = compare(baseline, [baseline, augmented], 3, resamples=2000)["map50"]["delta_ci"]
+    weights = item_weights(len(baseline), 2000, np.random.default_rng(0))
+    base = metrics.weighted_map(baseline, 3, weights)[0]
+    seed_mean = (base + metrics.weighted_map(augmented, 3, weights)[0]) / 2
+    images_only = percentile_interval(seed_mean - base, 0.95)
+    assert two_level[1] - two_level[0] > 1.3 * (images_only[1] - images_only[0])
+
+
+def test_every_variant_is_compared_with_the_same_baseline_draws(two_models) -> None:
+    baseline, augmented = two_models
+    result = metrics.bootstrap_deltas(baseline, {"a": augmented, "b": baseline}, 3, resamples=200)
+    assert list(result["variants"]) == ["a", "b"]
+    assert result["variants"]["b"]["map50"]["delta_ci"] == [0.0, 0.0]
+    assert result["variants"]["a"]["map50"]["baseline_ci"] == result["baseline"]["map50"]["ci"]
+    with pytest.raises(ValueError, match="baseline"):
+        metrics.bootstrap_deltas(baseline, {"baseline": augmented}, 3, resamples=10)
 
 
 def test_mismatched_image_lists_are_rejected(two_models) -> None:
     baseline, augmented = two_models
     with pytest.raises(ValueError, match="same test images"):
-        metrics.bootstrap_delta(baseline, augmented[::-1], 3, resamples=10)
+        compare(baseline, augmented[::-1], 3, resamples=10)
 
 
 def test_weighting_images_equals_concatenating_the_drawn_images(two_models) -> None:

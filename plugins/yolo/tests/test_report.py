@@ -92,24 +92,30 @@ def build_dataset(root: Path) -> Dataset:
 
 
 def predictions_for(seed: int) -> dict[str, list[Prediction]]:
-    """Baseline confuses the '<b>' class and has a confident false positive; augmented finds everything."""
+    """Baseline confuses the '<b>' class and has a confident false positive; augmented finds everything;
+    the 'copy' variant predicts exactly what the baseline does."""
     low_image_baseline = Prediction([[40, 30, 60, 46], [20, 8, 44, 40]], [0.95, 0.3], [0, 0])
     if seed == 1:  # a second training seed whose baseline lacks the false positive
         low_image_baseline = Prediction([[20, 8, 44, 40]], [0.3], [0])
+    baseline = [
+        Prediction([[5, 5, 30, 40]], [0.9], [0]),
+        Prediction([[10, 10, 50, 40]], [0.8], [0]),
+        Prediction([[100, 50, 300, 180]], [0.7], [0]),
+        low_image_baseline,
+    ]
     return {
-        "baseline": [
-            Prediction([[5, 5, 30, 40]], [0.9], [0]),
-            Prediction([[10, 10, 50, 40]], [0.8], [0]),
-            Prediction([[100, 50, 300, 180]], [0.7], [0]),
-            low_image_baseline,
-        ],
+        "baseline": baseline,
         "augmented": [
             Prediction([[5, 5, 30, 40]], [0.9], [0]),
             Prediction([[10, 10, 50, 40]], [0.9], [1]),
             Prediction([[100, 50, 300, 180], [500, 20, 700, 150]], [0.95, 0.85], [0, 1]),
             Prediction([[20, 8, 44, 40], [0, 0, 5, 5]], [0.6, 0.1], [0, 0]),
         ],
+        "copy": list(baseline),
     }
+
+
+MODELS = ("baseline", "augmented", "copy")
 
 
 def build_run(root: Path, seeds: list[int]) -> Run:
@@ -120,43 +126,49 @@ def build_run(root: Path, seeds: list[int]) -> Run:
         metrics.GroundTruth(s.id, [[b.x1, b.y1, b.x2, b.y2] for b in s.boxes], [b.cls for b in s.boxes])
         for s in test_samples
     ]
-    matches: dict[str, list[list[metrics.ImageMatches]]] = {variant: [] for variant in report.VARIANTS}
-    per_seed: dict[str, list[dict[str, Any]]] = {variant: [] for variant in report.VARIANTS}
+    matches: dict[str, list[list[metrics.ImageMatches]]] = {model: [] for model in MODELS}
+    per_seed: dict[str, list[dict[str, Any]]] = {model: [] for model in MODELS}
     for seed in seeds:
-        for variant, found in predictions_for(seed).items():
+        for model, found in predictions_for(seed).items():
             detections = [metrics.Detections(p.boxes, p.scores, p.classes) for p in found]
             image_matches = [metrics.match_image(t, d) for t, d in zip(truths, detections, strict=True)]
-            matches[variant].append(image_matches)
+            matches[model].append(image_matches)
             ap = metrics.average_precision(image_matches, len(CLASSES))
-            per_seed[variant].append({"seed": seed, **evaluator._ap_summary(ap, CLASSES)})
+            per_seed[model].append({"seed": seed, **evaluator._ap_summary(ap, CLASSES)})
     first = predictions_for(seeds[0])
     crosscheck = {
-        variant: {
+        model: {
             "ultralytics": {"mAP50": 0.61, "mAP50-95": 0.42},
             **metrics.coco_crosscheck(
-                truths, [metrics.Detections(p.boxes, p.scores, p.classes) for p in first[variant]], CLASSES
+                truths, [metrics.Detections(p.boxes, p.scores, p.classes) for p in first[model]], CLASSES
             ),
         }
-        for variant in report.VARIANTS
+        for model in MODELS
     }
-    result = {
-        "settings": {
-            "model": "yolo11n.yaml",
-            "epochs": 3,
-            "imgsz": 320,
-            "seeds": seeds,
-            "device": "cpu",
-            "train_images": {"real": 2, "synthetic": 3},
-            "val_images": 0,
-            "test_images": len(test_samples),
-            "test_boxes": sum(len(s.boxes) for s in test_samples),
-        },
-        "baseline": evaluator._combine(per_seed["baseline"]),
-        "augmented": evaluator._combine(per_seed["augmented"]),
-        "delta": metrics.bootstrap_delta(matches["baseline"], matches["augmented"], len(CLASSES), resamples=100),
-        "crosscheck": crosscheck,
+    variants = {"augmented": ["night", "fog"], "copy": ["night"]}
+    settings = {
+        "model": "yolo11n.yaml",
+        "epochs": 3,
+        "schedule": "same_steps",
+        "model_epochs": {"baseline": 6, "augmented": 3, "copy": 3},
+        "optimizer_steps": {"baseline": 6, "augmented": 6, "copy": 6},
+        "imgsz": 320,
+        "batch": 2,
+        "seeds": seeds,
+        "device": "cpu",
+        "train_images": {"real": 2, "synthetic": 3},
+        "variant_steps": variants,
+        "variant_images": {"augmented": 3, "copy": 2},
+        "val_images": 0,
+        "test_images": len(test_samples),
+        "test_boxes": sum(len(s.boxes) for s in test_samples),
+        "uncertainty": evaluator.uncertainty_note(seeds),
     }
-    ap_results = {variant: metrics.average_precision(matches[variant][0], len(CLASSES)) for variant in report.VARIANTS}
+    comparison = metrics.bootstrap_deltas(
+        matches["baseline"], {name: matches[name] for name in variants}, len(CLASSES), resamples=100
+    )
+    result = evaluator.summarise(settings, per_seed, comparison, crosscheck)
+    ap_results = {model: metrics.average_precision(matches[model][0], len(CLASSES)) for model in MODELS}
     return Run(result, dataset, test_samples, first, ap_results)
 
 
@@ -174,20 +186,26 @@ def referenced_files(page: str) -> list[str]:
     return re.findall(r'src="([^"]+)"', page)
 
 
-def test_the_headline_states_both_models_the_ci_and_the_verdict(one_seed: Run, tmp_path: Path) -> None:
+def test_the_headline_states_every_model_the_ci_and_the_verdict(one_seed: Run, tmp_path: Path) -> None:
     page = one_seed.write(tmp_path)
-    delta = one_seed.result["delta"]
-    for key in ("map50", "map50_95"):
-        metric = delta[key]
-        assert f"{metric['baseline']:.3f}" in page
-        assert f"{metric['augmented']:.3f}" in page
-        low, high = metric["delta_ci"]
-        share = metric["share_delta_positive"]
-        assert f"{metric['delta']:+.3f} [{low:.3f}, {high:.3f}], {share:.0%} of resamples positive" in page
-    assert delta["map50"]["delta_ci"][0] > 0  # the augmented model is better on every test image
-    assert "the 95% CI excludes zero: the synthetic data helped" in page
+    for name in ("augmented", "copy"):
+        delta = one_seed.result["variants"][name]["delta"]
+        for key in ("map50", "map50_95"):
+            metric = delta[key]
+            assert f"{metric['baseline']:.3f}" in page
+            assert f"{metric['variant']:.3f}" in page
+            low, high = metric["delta_ci"]
+            assert f"{metric['delta']:+.3f} [{low:+.3f}, {high:+.3f}]" in page
+    augmented = one_seed.result["variants"]["augmented"]
+    assert augmented["delta"]["map50"]["delta_ci"][0] > 0  # the augmented model is better on every test image
+    assert augmented["verdict"]["verdict"] == "helps"
+    assert one_seed.result["variants"]["copy"]["verdict"]["verdict"] == "no measurable effect"
+    assert "the 95% CI lies above zero: the synthetic data of augmented helped" in page
+    assert "no measurable effect at this test-set size (4 test images)" in page
+    assert "one training seed: the intervals cover the sampling of test images only" in page
     assert "±" not in page  # one seed: no std to show
     assert "yolo11n.yaml" in page and "ultralytics val" in page and "0.6100" in page
+    assert "the same number of optimiser steps" in page
 
 
 def test_text_from_data_is_escaped(one_seed: Run, tmp_path: Path) -> None:
@@ -200,7 +218,7 @@ def test_every_referenced_figure_exists_and_thumbnails_stay_small(one_seed: Run,
     page = one_seed.write(tmp_path, images_shown=4)
     sources = referenced_files(page)
     assert "report/map.png" in sources and "report/pr_curves.png" in sources
-    assert len([s for s in sources if s.startswith("report/predictions/")]) == 2 * 4
+    assert len([s for s in sources if s.startswith("report/predictions/")]) == 3 * 4
     assert len([s for s in sources if s.startswith("report/synthetic/")]) == 2 * 2 + 1  # one parent is missing
     for source in sources:
         assert source.startswith("report/")
@@ -229,17 +247,21 @@ def test_several_seeds_show_mean_and_std(two_seeds: Run, tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("interval", "verdict"),
     [
-        ([0.01, 0.2], "the 95% CI excludes zero: the synthetic data helped"),
-        ([-0.2, -0.01], "the 95% CI excludes zero: the synthetic data hurt"),
-        ([-0.05, 0.1], "the 95% CI includes zero: no detectable effect at this test-set size (4 test images)"),
+        ([0.01, 0.2], "the 95% CI lies above zero: the synthetic data of augmented helped"),
+        ([-0.2, -0.01], "the 95% CI lies below zero: the synthetic data of augmented hurt"),
+        ([-0.05, 0.1], "the 95% CI includes zero: no measurable effect at this test-set size (4 test images)"),
     ],
 )
 def test_the_verdict_follows_the_interval(one_seed: Run, tmp_path: Path, interval: list[float], verdict: str) -> None:
+    from fewgen.verdicts import verdict as reading
+
     run = copy.deepcopy(one_seed)
-    for key in ("map50", "map50_95"):
-        run.result["delta"][key]["delta_ci"] = interval
+    metric = run.result["variants"]["augmented"]["delta"]["map50"]
+    metric["delta_ci"] = interval
+    metric["verdict"] = reading(metric["delta"], interval)
     page = run.write(tmp_path, images_shown=0)
-    assert page.count(verdict) == 2
+    headline = re.search(r"<strong>augmented</strong>([^<]*)</p>", page)
+    assert headline is not None and verdict in headline.group(1)
 
 
 def test_images_where_the_models_differ_most_come_first(one_seed: Run, tmp_path: Path) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fewgen_psgan.placement import BoxPlacement, intersects
 
 from fewgen.dataset import Box, Sample
+from fewgen.placement import BoxPlacement, intersects
 
 
 def perspective_samples(count: int = 40, seed: int = 0) -> list[Sample]:

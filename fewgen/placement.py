@@ -1,5 +1,8 @@
 """Where a new object may go in an image: plausible boxes learned from the dataset's own boxes of the class.
 
+Shared by the generators that insert objects into real images (``psgan`` paints them,
+``copy_paste`` pastes real ones); it needs nothing but NumPy.
+
 In a street scene an object's size follows from where it stands: the lower its feet in the
 image, the closer it is, the taller it looks. :class:`BoxPlacement` learns that from the
 real boxes of the class, each measured relative to its image's height:
