@@ -17,7 +17,9 @@ for ``--minutes`` (or ``--iterations``); then, on the held-out images only:
   the detector fires there with no pedestrian at all.
 
 The JSON also holds the pair counts, the training summary (iterations per second) and
-the networks' sizes. Progress goes to stderr.
+the networks' sizes. With ``--detect-epochs`` it adds ``detection``: YOLO detectors trained
+without synthetic data, with PS-GAN's and with copy_paste's objects, at equal steps over
+several seeds (:mod:`fewgen_psgan.bench_detect`). Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -63,6 +65,18 @@ def rate(hits: list[bool]) -> float:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="Resume from / save to here.")
+@click.option(
+    "--detect-epochs",
+    type=int,
+    default=None,
+    help="Also compare detectors trained with PS-GAN, with copy_paste and without synthetic data, at equal steps "
+    "(this many epochs of the largest training set); needs --iterations and a dataset card (--detect-card).",
+)
+@click.option("--detect-card", default="coco128", show_default=True, help="Dataset card of --data, for its splits.")
+@click.option("--detect-class", default="person", show_default=True, help="Name of --class in the card's classes.")
+@click.option("--detect-imgsz", type=int, default=320, show_default=True, help="Detector image size.")
+@click.option("--detect-seeds", default="0,1,2", show_default=True, help="Comma-separated detector training seeds.")
+@click.option("--detect-out", type=click.Path(file_okay=False, path_type=Path), help="Run folder of the comparison.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON result.")
 def psgan_bench(
     data: Path,
@@ -80,6 +94,12 @@ def psgan_bench(
     seed: int,
     threads: int | None,
     checkpoint: Path | None,
+    detect_epochs: int | None,
+    detect_card: str,
+    detect_class: str,
+    detect_imgsz: int,
+    detect_seeds: str,
+    detect_out: Path | None,
     as_json: bool,
 ) -> None:
     """Train PS-GAN for a budget and report HOG hit rates (synthetic vs real), held-out L1/SSIM and speed."""
@@ -100,6 +120,8 @@ def psgan_bench(
         )
     if minutes is None and iterations is None:
         raise click.UsageError("give --minutes, --iterations or both")
+    if detect_epochs is not None and iterations is None:
+        raise click.UsageError("--detect-epochs trains PS-GAN inside a recipe, which needs --iterations (not minutes)")
     if threads is not None:
         torch.set_num_threads(threads)
 
@@ -223,6 +245,26 @@ def psgan_bench(
             "ratio": round(rate(inserted_hits) / real_same_size, 3) if real_same_size else None,
         },
     }
+    if detect_epochs is not None:
+        from fewgen_psgan.bench_detect import detection_recipe, downstream_detection
+
+        assert iterations is not None  # checked above
+        recipe = detection_recipe(
+            data,
+            detect_card,
+            class_id,
+            detect_class,
+            preset=preset,
+            iterations=iterations,
+            min_height=min_height,
+            per_image=per_image,
+            epochs=detect_epochs,
+            imgsz=detect_imgsz,
+            seeds=[int(value) for value in detect_seeds.split(",")],
+            seed=seed,
+        )
+        say("downstream detection: baseline, psgan and copy_paste variants")
+        result["detection"] = downstream_detection(recipe, detect_out, say)
     if not as_json:
         print(json.dumps(result, indent=2), file=sys.stderr)
     click.echo(json.dumps(result))

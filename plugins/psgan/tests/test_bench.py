@@ -39,3 +39,39 @@ def test_bench_needs_a_budget_and_a_known_preset(tmp_path: Path, make_street: Ca
         "unknown preset 'huge'"
         in CliRunner().invoke(psgan_bench, [*base, "--preset", "huge", "--iterations", "1"]).output
     )
+
+
+def test_the_detection_recipe_is_a_valid_recipe_comparing_psgan_with_copy_paste(tmp_path: Path) -> None:
+    import yaml
+
+    from fewgen.plugins import load_registry
+    from fewgen.recipe import load_recipe
+    from fewgen_psgan.bench_detect import detection_recipe
+
+    street = Path(__file__).parents[3] / "datasets" / "street_sample"
+    recipe = detection_recipe(
+        street,
+        "street_sample",
+        0,
+        "person",
+        preset="tiny",
+        iterations=10,
+        min_height=12,
+        per_image=2,
+        epochs=3,
+        imgsz=64,
+        seeds=[0, 1, 2],
+        seed=0,
+    )
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    loaded = load_recipe(tmp_path / "recipe.yaml", load_registry())
+    detect = loaded.step_params[2]
+    assert detect.variants == {"psgan": ["psgan"], "copy_paste": ["paste"]}
+    assert detect.schedule == "same_steps" and detect.seeds == [0, 1, 2] and detect.classes == ["person"]
+    assert loaded.step_params[1].per_image == loaded.step_params[0].per_image == 2
+
+
+def test_detection_needs_iterations(tmp_path: Path, make_street: Callable[..., Dataset]) -> None:
+    make_street(tmp_path / "data", count=4)
+    args = ["--data", str(tmp_path / "data"), "--format", "fewgen", "--minutes", "1", "--detect-epochs", "2"]
+    assert "needs --iterations" in CliRunner().invoke(psgan_bench, args).output

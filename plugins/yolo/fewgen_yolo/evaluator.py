@@ -72,6 +72,11 @@ class YoloParams(Params):
         "intervals cover seed-to-seed variation. Fewer seeds are cheaper; the report then says the intervals "
         "miss what the seeds left out.",
     )
+    classes: list[str] | None = Field(
+        None,
+        description="Class names the detectors learn and are scored on (boxes of other classes are dropped); "
+        "default: every class of the dataset. [person] on COCO scores a person detector.",
+    )
     real_labels: list[str | None] | None = Field(
         None,
         description="Image-level labels of the real samples the models train, validate and test on (null in the "
@@ -175,6 +180,8 @@ class YoloEvaluator(Evaluator):
 
         params: YoloParams = self.params  # type: ignore[assignment]
         ctx.seed_torch()
+        if params.classes is not None:
+            dataset = only_classes(dataset, params.classes)
         splits = _splits(dataset, params)
         if not dataset.classes:
             raise UsageError("yolo: the dataset names no classes; a detector needs boxes with classes")
@@ -325,6 +332,19 @@ def summarise(
         },
         "crosscheck": crosscheck,
     }
+
+
+def only_classes(dataset: Dataset, names: list[str]) -> Dataset:
+    """The dataset with boxes of ``names`` only, renumbered in that order (the detectors' classes)."""
+    unknown = [name for name in names if name not in dataset.classes]
+    if unknown:
+        raise UsageError(f"yolo: class {unknown[0]!r} is not a class of the dataset ({', '.join(dataset.classes)})")
+    new_id = {dataset.classes.index(name): index for index, name in enumerate(names)}
+    samples = [
+        s.derive(boxes=tuple(dataclasses.replace(b, cls=new_id[b.cls]) for b in s.boxes if b.cls in new_id))
+        for s in dataset
+    ]
+    return Dataset(samples, list(names), dataset.name)
 
 
 def schedule_epochs(train_images: dict[str, int], epochs: int, batch: int, schedule: str) -> dict[str, int]:

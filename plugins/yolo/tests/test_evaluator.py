@@ -202,6 +202,19 @@ def test_defaults_are_equal_steps_and_three_seeds():
         YoloParams(seeds=[0, 0])
 
 
+def test_classes_keep_and_renumber_the_chosen_boxes(tmp_path):
+    from fewgen_yolo.evaluator import only_classes
+
+    image = tmp_path / "x.png"
+    sample = Sample("a", image, 64, 64, boxes=(Box(0, 1, 1, 5, 5), Box(2, 2, 2, 9, 9), Box(1, 3, 3, 7, 7)))
+    dataset = Dataset([sample], ["car", "person", "bike"], "d")
+    chosen = only_classes(dataset, ["bike", "person"])
+    assert chosen.classes == ["bike", "person"]
+    assert chosen.samples[0].boxes == (Box(0, 2, 2, 9, 9), Box(1, 3, 3, 7, 7))
+    with pytest.raises(UsageError, match="class 'dog' is not a class of the dataset"):
+        only_classes(dataset, ["dog"])
+
+
 def test_same_steps_arithmetic():
     # 20 real images, + 60 rotated, + 20 pasted, batch 8: 3, 10 and 5 batches an epoch.
     sizes = {"baseline": 20, "rot90": 80, "paste": 40}
