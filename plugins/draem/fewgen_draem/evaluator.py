@@ -7,6 +7,12 @@ up to a 30 % false-positive rate, overall and per defect type. Every test image'
 anomaly map is written as a PNG (the review shows them), with its score, beside the
 trained weights and an HTML report with ROC curves and heat-map overlays.
 
+Beside DRAEM the same test images are scored by a baseline without learning
+(:mod:`fewgen_draem.statistical`: per-pixel Gaussian z-scores fitted on the same good images),
+with the same metrics, and the AUROC deltas get a paired bootstrap interval over test images
+and a verdict (:mod:`fewgen_draem.comparison`), so DRAEM's figures are read against what a
+one-liner gives.
+
 Images are resized to a square ``size`` (a multiple of 32) for training and testing, and
 masks with nearest-neighbour resampling to the same size: pixel metrics are measured there.
 """
@@ -64,6 +70,14 @@ class AnomalyParams(Params):
         description="Synthetic samples (from earlier steps) are left out (exclude), or tested beside the real "
         "ones (test); they never train the detector, which makes its own anomalies.",
     )
+    baseline: Literal["aligned", "texture"] = Field(
+        "aligned",
+        description="The statistical baseline's feature model: aligned = per-pixel colour statistics (good images "
+        "show the part in the same place); texture = local contrast pooled over positions (unaligned textures).",
+    )
+    resamples: int = Field(
+        1000, ge=100, le=100_000, description="Bootstrap resamples of the test images for the DRAEM-baseline deltas."
+    )
     save_maps: bool = Field(True, description="Write every test image's anomaly map as a PNG.")
     report_images: int = Field(12, ge=0, description="Test images shown as heat-map overlays in the report.")
 
@@ -87,12 +101,16 @@ class AnomalyEvaluator(Evaluator):
     name = "anomaly"
     description = (
         "Fits a DRAEM detector on the good training images and scores the test split: image and pixel AUROC, AP, "
-        "F1, AUPRO, per defect type; anomaly maps and an HTML report."
+        "F1, AUPRO, per defect type, against a per-pixel statistical baseline with a verdict; anomaly maps and an "
+        "HTML report."
     )
     Params = AnomalyParams
 
     def evaluate(self, dataset: Dataset, ctx: StepContext) -> dict[str, Any]:
-        from fewgen_draem import metrics, report
+        import numpy as np
+
+        from fewgen_draem import comparison, metrics, report
+        from fewgen_draem.statistical import StatisticalBaseline
         from fewgen_draem.training import DraemTrainer, TrainingConfig, save_model
 
         params: AnomalyParams = self.params  # type: ignore[assignment]
@@ -128,6 +146,7 @@ class AnomalyEvaluator(Evaluator):
         with TrainingBar(ctx) as bar:
             summary = trainer.fit(train_images, textures, checkpoint, on_step=bar.update)
         save_model(trainer.model, ctx.work_dir / "model.pt", config)
+        baseline = StatisticalBaseline(params.baseline).fit(train_images)
         del train_images
 
         ctx.note(f"scoring {len(test)} test images")
@@ -136,10 +155,33 @@ class AnomalyEvaluator(Evaluator):
             raise UsageError(f"anomaly: none of the {len(test)} test images could be read")
         masks, has_truth = load_masks(test_kept, params.size, params.good_label, ctx)
         maps, scores = trainer.predict(test_images)
+        baseline_maps, baseline_scores = baseline.predict(test_images, trainer.model.score_pool)
         labels = [sample.label or params.good_label for sample in test_kept]
         result = self.measure(scores.numpy(), maps.numpy(), masks, has_truth, labels)
+        baseline_result = {
+            **baseline.describe(),
+            **self.measure(baseline_scores.numpy(), baseline_maps.numpy(), masks, has_truth, labels),
+        }
+        ctx.note(f"bootstrapping DRAEM - baseline over {len(test_kept)} test images ({params.resamples} resamples)")
+        versus = comparison.compare(
+            result,
+            baseline_result,
+            {
+                "anomalous": np.array([label != params.good_label for label in labels]),
+                "has_truth": has_truth,
+                "masks": masks,
+                "draem_scores": scores.numpy(),
+                "baseline_scores": baseline_scores.numpy(),
+                "draem_maps": maps.numpy(),
+                "baseline_maps": baseline_maps.numpy(),
+            },
+            params.resamples,
+            ctx.rng(2),
+        )
         threshold = result["image_f1_threshold"]
-        predictions = self.save_predictions(test_kept, maps, scores, labels, threshold, ctx)
+        predictions = self.save_predictions(
+            test_kept, maps, scores, baseline_scores, labels, threshold, baseline_result["image_f1_threshold"], ctx
+        )
         scored = report.ScoredImages(
             samples=test_kept,
             labels=labels,
@@ -148,10 +190,14 @@ class AnomalyEvaluator(Evaluator):
             masks=masks,
             has_truth=has_truth,
             scores=scores.numpy(),
+            baseline_maps=baseline_maps.numpy(),
+            baseline_scores=baseline_scores.numpy(),
         )
         report.write_report(
             ctx.work_dir / "report.html",
             result,
+            baseline_result,
+            versus,
             summary.to_json(),
             params.model_dump(mode="json"),
             scored,
@@ -161,6 +207,8 @@ class AnomalyEvaluator(Evaluator):
         )
         return {
             **result,
+            "baseline": baseline_result,
+            "comparison": versus,
             "train_images": len(train_kept),
             "test_images": len(test_kept),
             "training": summary.to_json(),
@@ -241,29 +289,41 @@ class AnomalyEvaluator(Evaluator):
         samples: list[Sample],
         maps: torch.Tensor,
         scores: torch.Tensor,
+        baseline_scores: torch.Tensor,
         labels: list[str],
         threshold: float | None,
+        baseline_threshold: float | None,
         ctx: StepContext,
     ) -> str:
-        """``predictions.json`` (sample id -> score, verdict, map file) and, if asked, the maps as 8-bit PNGs."""
+        """``predictions.json`` (sample id -> score, verdict, baseline score, map file) and, if asked, the maps as PNGs.
+
+        The baseline's score is not in [0, 1] (a pooled squared z-score); its verdict uses its own best-F1 threshold.
+        """
         import torch
 
         params: AnomalyParams = self.params  # type: ignore[assignment]
         pixels = (maps * 255).round().clamp(0, 255).to(torch.uint8).numpy()
         records = {}
-        for index, (sample, pixel_map, score, label) in enumerate(
-            zip(samples, pixels, scores.tolist(), labels, strict=True)
+        for index, (sample, pixel_map, score, baseline_score, label) in enumerate(
+            zip(samples, pixels, scores.tolist(), baseline_scores.tolist(), labels, strict=True)
         ):
-            record: dict[str, Any] = {"score": score, "label": label}
+            record: dict[str, Any] = {"score": score, "baseline_score": baseline_score, "label": label}
             if threshold is not None:
                 record["anomalous"] = score >= threshold
+            if baseline_threshold is not None:
+                record["baseline_anomalous"] = baseline_score >= baseline_threshold
             if params.save_maps:
                 name = f"maps/{file_stem(index, sample.id)}.png"
                 save_image(pixel_map, ctx.work_dir / name)
                 record["map"] = name
             records[sample.id] = record
         path = ctx.work_dir / "predictions.json"
-        payload = {"threshold": threshold, "map_size": params.size, "samples": records}
+        payload = {
+            "threshold": threshold,
+            "baseline_threshold": baseline_threshold,
+            "map_size": params.size,
+            "samples": records,
+        }
         path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         return path.name
 

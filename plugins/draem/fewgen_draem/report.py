@@ -1,7 +1,8 @@
 """The ``anomaly`` evaluator's HTML report: how well defects are found and where the detector looks.
 
 ``report.html`` and its pictures under ``report/`` beside it (relative links, so the folder can
-be copied whole): the metrics table overall and per defect type, ROC curves (image and pixel
+be copied whole): DRAEM against the statistical baseline (AUROC deltas, intervals, verdicts),
+the metrics tables of both overall and per defect type, ROC curves of both (image and pixel
 level), image-score distributions per type with the best-F1 threshold, the training summary,
 and heat-map overlays of chosen test images (their ground-truth outline in cyan). Static page,
 no JavaScript, same bytes for the same inputs.
@@ -21,6 +22,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from fewgen.dataset import Sample
+from fewgen.verdicts import describe
 
 METRIC_COLUMNS = (
     ("image_auroc", "image AUROC"),
@@ -57,6 +59,8 @@ class ScoredImages:
     masks: np.ndarray  # (N, S, S) bool
     has_truth: np.ndarray  # (N,) bool
     scores: np.ndarray  # (N,)
+    baseline_maps: np.ndarray  # (N, S, S) float, the statistical baseline's (unbounded) maps
+    baseline_scores: np.ndarray  # (N,)
 
 
 RocPoints = Callable[[np.ndarray, np.ndarray], list[list[float]]]
@@ -65,6 +69,8 @@ RocPoints = Callable[[np.ndarray, np.ndarray], list[list[float]]]
 def write_report(
     path: Path,
     result: dict[str, Any],
+    baseline: dict[str, Any],
+    comparison: dict[str, Any],
     training: dict[str, Any],
     settings: dict[str, Any],
     scored: ScoredImages,
@@ -76,9 +82,13 @@ def write_report(
     folder.mkdir(parents=True, exist_ok=True)
     sections = [
         f"<h1>Anomaly detection: DRAEM ({escape(str(settings.get('preset')))})</h1>",
-        _headline(result),
-        "<h2>Metrics</h2>",
+        _headline(result, baseline),
+        "<h2>DRAEM against the statistical baseline</h2>",
+        _comparison(comparison, baseline),
+        "<h2>Metrics: DRAEM</h2>",
         _metrics_table(result),
+        f"<h2>Metrics: statistical baseline, {escape(str(baseline.get('method')))}</h2>",
+        _metrics_table(baseline),
         '<p class="note">Per-type rows: that type\'s images against all good test images. Pixel metrics use the '
         f"{int(result.get('pixel_images', 0))} test images with pixel ground truth, at "
         f"{escape(str(settings.get('size')))}x{escape(str(settings.get('size')))} pixels. AUPRO is the mean "
@@ -103,11 +113,59 @@ def _number(value: Any) -> str:
     return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else escape(str(value))
 
 
-def _headline(result: dict[str, Any]) -> str:
+def _headline(result: dict[str, Any], baseline: dict[str, Any]) -> str:
     return (
         f"<p>{result.get('images', 0)} test images, {result.get('anomalous', 0)} of them defective. "
         f"Image AUROC <b>{_number(result.get('image_auroc'))}</b>, pixel AUROC "
-        f"<b>{_number(result.get('pixel_auroc'))}</b>, AUPRO <b>{_number(result.get('aupro'))}</b>.</p>"
+        f"<b>{_number(result.get('pixel_auroc'))}</b>, AUPRO <b>{_number(result.get('aupro'))}</b> "
+        f"(statistical baseline: image AUROC {_number(baseline.get('image_auroc'))}, "
+        f"pixel AUROC {_number(baseline.get('pixel_auroc'))}).</p>"
+    )
+
+
+COMPARED = (("image_auroc", "image AUROC"), ("pixel_auroc", "pixel AUROC"))
+
+
+def _comparison(comparison: dict[str, Any], baseline: dict[str, Any]) -> str:
+    """One row per compared metric: both figures, the delta with its interval, and the verdict."""
+    level = round(100 * comparison["confidence"])
+    header = (
+        f"<tr><th>metric</th><th>DRAEM</th><th>baseline</th><th>DRAEM - baseline [{level} % CI]</th>"
+        "<th>verdict</th></tr>"
+    )
+    rows = []
+    for key, title in COMPARED:
+        entry = comparison.get(key)
+        if entry is None:
+            rows.append(f'<tr><td>{title}</td><td colspan="4">undefined on this test set (one class only)</td></tr>')
+            continue
+        low, high = entry["delta_ci"]
+        rows.append(
+            f'<tr><td>{title}</td><td class="num">{_number(entry["draem"])}</td>'
+            f'<td class="num">{_number(entry["baseline"])}</td>'
+            f'<td class="num">{entry["delta"]:+.3f} [{low:+.3f}, {high:+.3f}]</td>'
+            f"<td><b>{escape(entry['verdict']['verdict'])}</b></td></tr>"
+        )
+    lines = [
+        f"<li>{title}: {escape(describe(comparison[key]['verdict']))}</li>"
+        for key, title in COMPARED
+        if comparison.get(key) is not None
+    ]
+    return (
+        "<table>\n"
+        + header
+        + "\n"
+        + "\n".join(rows)
+        + "\n</table>\n"
+        + ("<ul>" + "".join(lines) + "</ul>\n" if lines else "")
+        + f'<p class="note">Baseline: {escape(str(baseline.get("method")))}, no learning: the mean and standard '
+        f"deviation of every pixel feature over the good training images (std floor {baseline.get('std_floor')}), "
+        f"map = mean over channels of the squared z-score blurred with sigma {baseline.get('smoothing_sigma')} px, "
+        "image score = the maximum of the 21x21 mean-filtered map, as for DRAEM. Verdict: helps when the whole "
+        "interval of the delta lies above 0, hurts when below, otherwise no measurable effect. Interval: "
+        f"{comparison['resamples']} paired bootstrap resamples of the test images (the same draw for both "
+        "methods; at the pixel level an image is drawn with all its pixels); it covers "
+        f"{escape(comparison['ci_covers'])}.</p>"
     )
 
 
@@ -138,12 +196,17 @@ def _roc_figure(scored: ScoredImages, good_label: str, roc_points: RocPoints, pa
             continue
         points = np.array(roc_points(scored.scores[chosen], truth))
         image_axes.plot(points[:, 0], points[:, 1], label=name, linewidth=2.2 if name == "all" else 1.2)
+        if name == "all":
+            points = np.array(roc_points(scored.baseline_scores[chosen], truth))
+            image_axes.plot(points[:, 0], points[:, 1], label="all, baseline", color="#555", linestyle="--")
     image_axes.set_title("image level")
     with_truth = scored.has_truth
     pixel_truth = scored.masks[with_truth].ravel()
     if pixel_truth.any() and not pixel_truth.all():
         points = np.array(roc_points(scored.maps[with_truth].ravel(), pixel_truth))
         pixel_axes.plot(points[:, 0], points[:, 1], label="all pixels", linewidth=2.2)
+        points = np.array(roc_points(scored.baseline_maps[with_truth].ravel(), pixel_truth))
+        pixel_axes.plot(points[:, 0], points[:, 1], label="all pixels, baseline", color="#555", linestyle="--")
         pixel_axes.axvline(0.3, color="#999", linestyle=":", label="AUPRO limit (FPR 0.3)")
     pixel_axes.set_title("pixel level")
     for axes in (image_axes, pixel_axes):

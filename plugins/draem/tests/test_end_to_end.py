@@ -4,15 +4,20 @@ The textures are two slightly varying gratings with random phase and sensor nois
 "product"); the defects are brighter or darker elliptical patches, which the training's
 simulated anomalies (Perlin-shaped, Perlin-noise sources) never look like. The tiny preset at
 64 px with Adam at 1e-3 (the paper's 1e-4 suits its wide network and hundreds of epochs) learns
-this within the test budget; image AUROC above 0.9 is the issue's bar.
+this within the test budget; image AUROC above 0.9 is the issue's bar. The statistical
+baseline, fitted on the same good images, is compared with it and the comparison gives a verdict.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from fewgen_draem.comparison import compare
 from fewgen_draem.metrics import anomaly_metrics
+from fewgen_draem.statistical import StatisticalBaseline
 from fewgen_draem.training import DraemTrainer, TrainingConfig
+
+from fewgen.verdicts import VERDICTS
 
 SIZE = 64
 
@@ -61,3 +66,21 @@ def test_short_fit_detects_unseen_defects() -> None:
     assert summary.steps == 160
     assert metrics["image_auroc"] > 0.9, metrics
     assert metrics["pixel_auroc"] > 0.9, metrics
+
+    baseline_maps, baseline_scores = StatisticalBaseline().fit(train).predict(torch.stack(test))
+    baseline = anomaly_metrics(baseline_scores.numpy(), baseline_maps.numpy(), np.stack(masks), labels)
+    images = {
+        "anomalous": np.array([label != "good" for label in labels]),
+        "has_truth": np.ones(len(labels), dtype=bool),
+        "masks": np.stack(masks),
+        "draem_scores": scores.numpy(),
+        "baseline_scores": baseline_scores.numpy(),
+        "draem_maps": maps.numpy(),
+        "baseline_maps": baseline_maps.numpy(),
+    }
+    versus = compare(metrics, baseline, images, 500, np.random.default_rng(0))
+    for key in ("image_auroc", "pixel_auroc"):
+        entry = versus[key]
+        assert entry["verdict"]["verdict"] in VERDICTS
+        low, high = entry["delta_ci"]
+        assert low <= entry["delta"] <= high, entry

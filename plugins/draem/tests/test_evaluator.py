@@ -13,6 +13,7 @@ from fewgen.dataset import Dataset, Sample
 from fewgen.errors import UsageError
 from fewgen.imageio import load_rgb, save_image
 from fewgen.testing import make_context
+from fewgen.verdicts import VERDICTS, describe, verdict
 
 FAST = {"preset": "tiny", "size": 32, "epochs": 1, "batch_size": 4, "report_images": 4}
 
@@ -65,6 +66,35 @@ def test_outputs_metrics_maps_report_and_model(tmp_path: Path) -> None:
     assert (ctx.work_dir / "report.html").is_file() and (ctx.work_dir / "report" / "roc.png").is_file()
     assert (ctx.work_dir / "model.pt").is_file()
     assert metrics["training"]["steps"] == 2  # 6 images, batches of 4, one epoch
+
+
+@pytest.mark.parametrize("baseline", ["aligned", "texture"])
+def test_draem_is_compared_with_the_statistical_baseline(tmp_path: Path, baseline: str) -> None:
+    dataset = make_dataset(tmp_path / "data", good_test=4, defects=4)
+    metrics, ctx = evaluate(dataset, tmp_path, baseline=baseline, resamples=200)
+    figures = metrics["baseline"]
+    assert figures["alignment"] == baseline and figures["images"] == 8 and figures["anomalous"] == 4
+    for key in ("image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "aupro"):
+        assert 0.0 <= figures[key] <= 1.0, key
+    versus = metrics["comparison"]
+    assert versus["resamples"] == 200 and versus["training_seeds"] == 1
+    for key in ("image_auroc", "pixel_auroc"):
+        entry = versus[key]
+        assert entry["draem"] == metrics[key] and entry["baseline"] == figures[key]
+        assert entry["delta"] == pytest.approx(metrics[key] - figures[key])
+        low, high = entry["delta_ci"]
+        assert low <= high
+        assert entry["verdict"]["verdict"] in VERDICTS
+        assert entry["verdict"]["verdict"] == verdict(entry["delta"], entry["delta_ci"])["verdict"]
+    json.dumps(metrics, allow_nan=False)
+    predictions = json.loads((ctx.work_dir / "predictions.json").read_text())
+    assert predictions["baseline_threshold"] == figures["image_f1_threshold"]
+    for record in predictions["samples"].values():
+        assert record["baseline_score"] >= 0.0 and isinstance(record["baseline_anomalous"], bool)
+    page = (ctx.work_dir / "report.html").read_text()
+    assert "DRAEM against the statistical baseline" in page
+    assert describe(versus["image_auroc"]["verdict"]) in page
+    assert "test-image sampling only" in page
 
 
 def test_no_good_training_images_is_a_usage_error(tmp_path: Path) -> None:

@@ -174,13 +174,14 @@ class Recolour(Generator):
 
 class FakeDetector(Evaluator):
     """Writes test predictions exactly as the yolo evaluator does: the baseline misses img7's box
-    (its only guess there scores below the review threshold), the augmented model finds both."""
+    (its only guess there scores below the review threshold); the two variants, augmented and
+    copy_paste, find both."""
 
     name = "fake_detector"
 
     def evaluate(self, dataset: Dataset, ctx: StepContext) -> dict[str, Any]:
         test = [s for s in dataset if s.split == "test"]
-        for model in ("baseline", "augmented"):
+        for model in ("baseline", "augmented", "copy_paste"):
             for seed, shift in ((0, 0.0), (1, 20.0)):  # seed 1 is off target: the review must show seed 0
                 records = []
                 for sample in test:

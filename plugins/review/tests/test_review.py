@@ -54,7 +54,7 @@ def test_no_launch_prints_name_and_count_and_holds_every_sample(reviewed: Any, f
     # stdout holds the summary and nothing else (FiftyOne's own progress messages are kept off it).
     assert output.splitlines()[:2] == [
         "FiftyOne dataset 'night-run': 12 samples (8 real, 4 synthetic), 12 ground-truth boxes",
-        "  evaluations: eval_detect_augmented, eval_detect_baseline",
+        "  evaluations: eval_detect_augmented, eval_detect_baseline, eval_detect_copy_paste",
     ]
     assert all(line.startswith("  saved view '") for line in output.splitlines()[2:])
     assert sorted(by_fewgen_id(dataset)) == sorted(s.id for s in run)
@@ -105,9 +105,13 @@ def test_masks_and_anomaly_maps_are_referenced_by_path(
     assert samples["img0"].ground_truth_mask is None
 
 
-def test_predictions_of_both_models_are_evaluated_under_eval_keys(reviewed: Any, facts: SimpleNamespace) -> None:
+def test_predictions_of_every_model_are_evaluated_under_eval_keys(reviewed: Any, facts: SimpleNamespace) -> None:
     dataset, _ = reviewed
-    assert sorted(dataset.list_evaluations()) == ["eval_detect_augmented", "eval_detect_baseline"]
+    assert sorted(dataset.list_evaluations()) == [
+        "eval_detect_augmented",
+        "eval_detect_baseline",
+        "eval_detect_copy_paste",
+    ]
     samples = by_fewgen_id(dataset)
     for sample_id in facts.test_ids:
         augmented = samples[sample_id].detect_augmented.detections
@@ -129,6 +133,7 @@ def test_saved_views_have_the_right_samples(reviewed: Any, facts: SimpleNamespac
         "synthetic only",
         "real only",
         "detect: baseline misses the augmented model found",
+        "detect: baseline misses the copy_paste model found",
         "translated images whose objects vanished",
         "inspect: predicted anomalous",
     }
@@ -141,6 +146,7 @@ def test_saved_views_have_the_right_samples(reviewed: Any, facts: SimpleNamespac
     missed = dataset.load_saved_view("detect: baseline misses the augmented model found")
     assert missed.values("fewgen_id") == [facts.missed_by_baseline]
     assert missed.count("ground_truth.detections") == 1
+    assert ids("detect: baseline misses the copy_paste model found") == [facts.missed_by_baseline]
     assert ids("translated images whose objects vanished") == [facts.vanished]
     assert ids("inspect: predicted anomalous") == [facts.anomalous]
     assert "  saved view 'translated images whose objects vanished': 1 samples" in output
