@@ -184,11 +184,14 @@ class ConvNet(nn.Module):
         nn.init.xavier_uniform_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, x: torch.Tensor, norm: NormMode = DEFAULT_NORM) -> torch.Tensor:
+    def features(self, x: torch.Tensor, norm: NormMode = DEFAULT_NORM) -> torch.Tensor:
+        """What the head sees: the last feature map averaged over space or flattened (an embedding)."""
         for block in self.blocks:
             x = block(x, norm)
-        x = x.mean(dim=(-2, -1)) if self.head_kind == "mean" else x.flatten(1)
-        return self.head(x)
+        return x.mean(dim=(-2, -1)) if self.head_kind == "mean" else x.flatten(1)
+
+    def forward(self, x: torch.Tensor, norm: NormMode = DEFAULT_NORM) -> torch.Tensor:
+        return self.head(self.features(x, norm))
 
 
 class MLP(nn.Module):

@@ -1,10 +1,12 @@
-"""``fewgen bench maml-omniglot``: N-way K-shot Omniglot, MAML beside the fine-tuning baseline.
+"""``fewgen bench maml-omniglot``: N-way K-shot Omniglot, MAML beside fine-tuning and ProtoNets.
 
 Meta-trains on one Omniglot background set (every character and its 90° rotations are classes,
-as in the paper) within a step or wall-clock budget, and tests on the characters of another set:
-accuracy and 95 % CI over the same test episodes for MAML and for pretraining + fine-tuning
-(:mod:`fewgen_maml.fewshot`). Images are inverted and resized to 28x28 as the official code
-prepares them. Test classes are the characters as drawn (no rotations).
+as in the paper) within a step or wall-clock budget, trains the fine-tuning baseline and
+Prototypical Networks with as many gradient steps on the same episodes, and tests on the
+characters of another set: accuracy and 95 % CI over the same test episodes for the three methods
+and the paired difference of each pair with its verdict (:mod:`fewgen_maml.fewshot`). Images are
+inverted and resized to 28x28 as the official code prepares them. Test classes are the characters
+as drawn (no rotations).
 """
 
 from __future__ import annotations
@@ -67,9 +69,16 @@ def character_images(folder: Path) -> dict[str, object]:
 @click.option("--inner-steps", type=int, help="Adaptation steps in training (default: 1 for 5-way, 5 for 20-way).")
 @click.option("--test-steps", type=int, help="Adaptation steps at test (default: 3 for 5-way, 5 for 20-way).")
 @click.option("--first-order", is_flag=True, help="First-order MAML.")
-@click.option("--pretrain-steps", type=int, default=3000, show_default=True, help="Baseline classifier updates.")
-@click.option("--pretrain-minutes", type=float, help="Wall-clock cap on the baseline's pretraining.")
+@click.option(
+    "--pretrain-steps",
+    type=int,
+    help="Baseline classifier updates (default: as many as MAML's meta-updates, on the same episodes).",
+)
 @click.option("--finetune-steps", type=int, default=10, show_default=True, help="Baseline steps per support set.")
+@click.option("--proto-steps", type=int, help="ProtoNets updates (default: as many as MAML's meta-updates).")
+@click.option(
+    "--proto-train-ways", type=int, help="N of ProtoNets' training episodes (default: --way; Snell et al. used 60)."
+)
 @click.option("--tasks", type=int, default=600, show_default=True, help="Test episodes.")
 @click.option(
     "--validation-tasks",
@@ -100,9 +109,10 @@ def maml_omniglot(
     inner_steps: int | None,
     test_steps: int | None,
     first_order: bool,
-    pretrain_steps: int,
-    pretrain_minutes: float | None,
+    pretrain_steps: int | None,
     finetune_steps: int,
+    proto_steps: int | None,
+    proto_train_ways: int | None,
     tasks: int,
     validation_tasks: int,
     threads: int | None,
@@ -110,15 +120,17 @@ def maml_omniglot(
     checkpoint_dir: Path | None,
     as_json: bool,
 ) -> None:
-    """Omniglot N-way K-shot accuracy of MAML and of fine-tuning, with 95% CIs (JSON)."""
+    """Omniglot N-way K-shot accuracy of MAML, fine-tuning and ProtoNets, with 95% CIs and verdicts (JSON)."""
     import torch
 
     from fewgen_maml.fewshot import Comparison, Episodes, compare
     from fewgen_maml.maml import PAPER_SETTINGS, MAMLConfig
 
-    if min(way - 1, shot, queries, tasks, validation_tasks, finetune_steps) < 1:
+    counts = (shot, queries, tasks, validation_tasks, finetune_steps, pretrain_steps or 1, proto_steps or 1)
+    if min(way - 1, (proto_train_ways or way) - 1, *counts) < 1:
         raise click.BadParameter(
-            "need --way >= 2 and --shot, --queries, --tasks, --validation-tasks, --finetune-steps >= 1"
+            "need --way, --proto-train-ways >= 2 and --shot, --queries, --tasks, --validation-tasks, "
+            "--finetune-steps, --pretrain-steps, --proto-steps >= 1"
         )
     if threads is not None:
         torch.set_num_threads(threads)
@@ -148,8 +160,9 @@ def maml_omniglot(
         meta_steps=steps,
         minutes=minutes,
         pretrain_steps=pretrain_steps,
-        pretrain_minutes=pretrain_minutes,
         finetune_steps=finetune_steps,
+        proto_steps=proto_steps,
+        proto_train_ways=proto_train_ways,
         tasks=tasks,
         validation_tasks=validation_tasks,
         seed=seed,
@@ -167,6 +180,8 @@ def maml_omniglot(
         report, _ = compare(base, novel, setup, "cpu", checkpoint_dir, note, progress)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    for name, comparison in report["comparisons"].items():  # type: ignore[union-attr]
+        note(f"{name.replace('_', ' ')}: {comparison['line']}")
     result = {
         "benchmark": "maml-omniglot",
         "data": {"root": str(data), "train": train_set, "test": test_set},

@@ -136,6 +136,14 @@ class EpisodeSampler:
         return torch.stack([torch.randperm(self.classes, generator=generator)[: self.ways] for _ in range(tasks)])
 
     def sample(self, tasks: int, generator: torch.Generator) -> TaskBatch:
+        return self.sample_with_classes(tasks, generator)[0]
+
+    def sample_with_classes(self, tasks: int, generator: torch.Generator) -> tuple[TaskBatch, torch.Tensor]:
+        """A meta-batch and its (T, N) class indices: episode label j of task t is class ``[t, j]``.
+
+        The same draws as :meth:`sample`, so a classifier over all classes can be trained on
+        exactly the episodes MAML sees (``classes.gather(1, batch.support_y)`` are the global labels).
+        """
         classes = self.sample_classes(tasks, generator)
         per_class = self.shots + self.queries
         rotate = ROTATIONS if self.rotate_classes else 1
@@ -155,9 +163,10 @@ class EpisodeSampler:
         labels = torch.arange(self.ways).repeat_interleave(per_class).reshape(self.ways, per_class)
         labels = labels.expand(tasks, -1, -1)
         shape = images.shape[3:]
-        return TaskBatch(
+        batch = TaskBatch(
             support_x=images[:, :, : self.shots].reshape(tasks, -1, *shape),
             support_y=labels[:, :, : self.shots].reshape(tasks, -1),
             query_x=images[:, :, self.shots :].reshape(tasks, -1, *shape),
             query_y=labels[:, :, self.shots :].reshape(tasks, -1),
         )
+        return batch, classes

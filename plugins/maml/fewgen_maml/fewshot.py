@@ -1,4 +1,4 @@
-"""N-way K-shot classification with MAML and with the paper's fine-tuning baseline.
+"""N-way K-shot classification: MAML, the fine-tuning baseline and Prototypical Networks, compared fairly.
 
 This is the procedure the adapter step, the few-shot evaluator and ``fewgen bench maml-omniglot``
 share; it knows images by class (uint8 tensors), not fewgen datasets.
@@ -11,12 +11,30 @@ share; it knows images by class (uint8 tensors), not fewgen datasets.
   classifier over all base classes at once; for each test episode replace its last layer with a
   zero-initialised N-way layer and fine-tune every adapted parameter on the support set by
   gradient descent, then classify the query set. Its step size is chosen from a grid on
-  validation episodes drawn from classes held out of both trainings, so no test episode
+  validation episodes drawn from classes held out of all trainings, so no test episode
   influences it; the number of fine-tuning steps is fixed.
+* **Prototypical Networks** (Snell et al. 2017, :mod:`fewgen_maml.protonets`): the same body as an
+  embedding, trained episodically; queries go to the nearest class mean of the support set.
 
-Test episodes are drawn once from a generator of their own, so MAML and the baseline are scored
-on the same episodes, and each accuracy is a mean over episodes with its 95 % confidence
-interval (:mod:`fewgen_maml.stats`).
+**Matched compute, in gradient steps.** MAML's one meta-update is one step of its meta-optimiser;
+the classifier's pretraining and the prototypical network's training take as many steps as MAML
+took (fewer when a ``minutes`` cap stopped MAML early), each on a meta-batch of episodes replayed
+from MAML's own episode stream: the same images, grouped the same way, in the same order (for
+ProtoNets only while it trains with MAML's ways). Wall-clock is not matched (a step of MAML costs
+several of the others'); each training's seconds are reported.
+
+**One batch-norm treatment.** MAML's network normalises every forward pass with the statistics of
+the batch it is given (:mod:`fewgen_maml.backbones`): per episode, the support set while adapting
+and the query set when classifying, at training and at test. The fine-tuning baseline is adapted
+and scored by the same code (a :class:`MAML` that is never meta-trained), and its pretraining
+feeds each episode's support set and query set as separate batches too, so the network meets at
+test the batches it was trained on (not the statistics of 64 random images); ProtoNets embeds
+support and query sets the same way. No method has running averages.
+
+Test episodes are drawn once from a generator of their own, so the three methods are scored on the
+same episodes: each accuracy is a mean over episodes with its 95 % confidence interval
+(:mod:`fewgen_maml.stats`), and each pair of methods is compared by the mean paired difference
+over the episodes, with its interval and verdict (:func:`fewgen.verdicts.paired_difference`).
 """
 
 from __future__ import annotations
@@ -24,22 +42,26 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import vmap
 
+from fewgen.verdicts import describe, paired_difference
 from fewgen_maml.backbones import ConvNet
 from fewgen_maml.episodes import EpisodeSampler
 from fewgen_maml.maml import MAML, MAMLConfig
+from fewgen_maml.protonets import ProtoConfig, PrototypicalNetwork
 from fewgen_maml.stats import summary
 from fewgen_maml.tasks import TaskBatch
 
 Backbone = Literal["conv4", "conv4-maxpool"]
 Progress = Callable[[int, int, dict[str, float]], None]  # (done, total, latest metrics)
+T = TypeVar("T")
 FINETUNE_RATES = (0.01, 0.03, 0.1, 0.3, 1.0)  # step sizes tried on the mean cross-entropy
 
 
@@ -103,60 +125,81 @@ def meta_train_for(
     }
 
 
-def pretrain_classifier(
-    model: ConvNet,
-    images: Mapping[str, torch.Tensor],
-    generator: torch.Generator,
+def train_on_episodes(
+    update: Callable[[T], dict[str, float]],
+    draw: Callable[[], T],
     steps: int,
-    minutes: float | None = None,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    rotate_classes: bool = False,
     on_progress: Progress | None = None,
 ) -> dict[str, float]:
-    """Train ``model`` (its head sized for every class) as an ordinary classifier over ``images``.
+    """``steps`` updates, each on what ``draw`` returns; the seconds spent and the mean training
+    query accuracy of the last 100 updates."""
+    started = time.perf_counter()
+    recent: list[float] = []
+    for done in range(1, steps + 1):
+        metrics = update(draw())
+        recent = [*recent[-99:], metrics["query_accuracy"]]
+        if on_progress is not None:
+            on_progress(done, steps, metrics)
+    return {
+        "updates": steps,
+        "seconds": round(time.perf_counter() - started, 1),
+        "train_query_accuracy": round(sum(recent) / len(recent), 4) if recent else math.nan,
+    }
 
-    With ``rotate_classes`` each 90° rotation of a class is a class of its own, as in the episodes
-    (the head then needs four outputs per class). Adam, cross-entropy, random batches.
+
+def episode_logits(model: nn.Module, support_x: torch.Tensor, query_x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(T, N*K, classes) and (T, N*Q, classes) outputs, each episode's support set and query set
+    normalised as a batch of its own (MAML's forward passes)."""
+    return vmap(lambda sx, qx: (model(sx), model(qx)))(support_x, query_x)
+
+
+def pretrain_classifier(
+    model: ConvNet,
+    sampler: EpisodeSampler,
+    generator: torch.Generator,
+    steps: int,
+    tasks_per_step: int,
+    lr: float = 1e-3,
+    on_progress: Progress | None = None,
+) -> dict[str, float]:
+    """Train ``model`` (its head sized for all ``sampler.classes``) as an ordinary classifier.
+
+    Each update draws ``tasks_per_step`` episodes from ``sampler`` (from the generator's state,
+    the draws MAML's meta-update makes) and minimises the cross-entropy of every support and query
+    image against its class among all the base classes; Adam. Batch norm sees each episode's
+    support set and query set as separate batches (:func:`episode_logits`).
     """
-    keys = sorted(images, key=str)
-    pool = torch.cat([images[key] for key in keys])
-    labels = torch.cat([torch.full((images[key].shape[0],), i, dtype=torch.long) for i, key in enumerate(keys)])
-    rotations = 4 if rotate_classes else 1
-    if model.head.out_features != len(keys) * rotations:
-        raise ValueError(f"the head has {model.head.out_features} outputs for {len(keys) * rotations} classes")
+    if model.head.out_features != sampler.classes:
+        raise ValueError(f"the head has {model.head.out_features} outputs for {sampler.classes} classes")
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
-    started = time.perf_counter()
-    deadline = None if minutes is None else started + 60.0 * minutes
-    done, recent = 0, []
-    while done < steps and (deadline is None or time.perf_counter() < deadline):
-        index = torch.randint(len(pool), (batch_size,), generator=generator)
-        x = pool[index]
-        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        y = labels[index]
-        if rotations > 1:
-            turns = torch.randint(rotations, (batch_size,), generator=generator)
-            for quarter in range(1, rotations):
-                chosen = turns == quarter
-                if chosen.any():
-                    x[chosen] = torch.rot90(x[chosen], quarter, dims=(-2, -1))
-            y = y * rotations + turns
-        logits = model(x.to(device))
-        loss = F.cross_entropy(logits, y.to(device))
+
+    def update(drawn: tuple[TaskBatch, torch.Tensor]) -> dict[str, float]:
+        batch, classes = drawn[0].to(device), drawn[1].to(device)
+        support, query = episode_logits(model, batch.support_x, batch.query_x)
+        logits = torch.cat([support.flatten(0, 1), query.flatten(0, 1)])
+        labels = torch.cat([classes.gather(1, batch.support_y).flatten(), classes.gather(1, batch.query_y).flatten()])
+        loss = F.cross_entropy(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        done += 1
-        recent = [*recent[-99:], (logits.argmax(1).cpu() == y).float().mean().item()]
-        if on_progress is not None:
-            on_progress(done, steps, {"loss": loss.item()})
-    return {
-        "updates": done,
-        "seconds": round(time.perf_counter() - started, 1),
-        "train_accuracy": round(sum(recent) / len(recent), 4) if recent else math.nan,
-    }
+        query_hits = query.argmax(-1) == classes.gather(1, batch.query_y)
+        return {"loss": loss.item(), "query_accuracy": query_hits.float().mean().item()}
+
+    return train_on_episodes(update, lambda: sampler.sample_with_classes(tasks_per_step, generator), steps, on_progress)
+
+
+def train_protonet(
+    net: PrototypicalNetwork,
+    sampler: EpisodeSampler,
+    generator: torch.Generator,
+    steps: int,
+    tasks_per_step: int,
+    on_progress: Progress | None = None,
+) -> dict[str, float]:
+    """``steps`` episodic updates of ``net``, each on ``tasks_per_step`` episodes of ``sampler``."""
+    return train_on_episodes(net.train_step, lambda: sampler.sample(tasks_per_step, generator), steps, on_progress)
 
 
 def finetuner(
@@ -217,9 +260,31 @@ def accuracy_report(accuracy: torch.Tensor) -> dict[str, object]:
     }
 
 
+def paired_comparison(treatment: torch.Tensor, baseline: torch.Tensor, digits: int = 4) -> dict[str, object]:
+    """Mean paired difference (treatment - baseline) of per-episode accuracies, its 95 % CI and
+    verdict (:func:`fewgen.verdicts.paired_difference`, rounded for the report), and a line saying so."""
+    result = paired_difference(treatment.tolist(), baseline.tolist(), 0.95)
+    return {**_rounded(result, digits), "line": describe(result["verdict"])}
+
+
+def _rounded(value: object, digits: int) -> object:
+    if isinstance(value, float):
+        return round(value, digits) + 0.0  # + 0.0: no -0.0 in the report
+    if isinstance(value, dict):
+        return {key: _rounded(item, digits) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rounded(item, digits) for item in value]
+    return value
+
+
+def matched_steps(maml_updates: int, override: int | None) -> int:
+    """A baseline's gradient steps: as many as MAML's meta-updates unless ``override`` says otherwise."""
+    return maml_updates if override is None else override
+
+
 @dataclass(frozen=True)
 class Comparison:
-    """Everything that defines a MAML vs fine-tuning comparison on one split of classes."""
+    """Everything that defines the comparison of MAML, fine-tuning and ProtoNets on one split of classes."""
 
     shape: Episodes
     maml: MAMLConfig
@@ -229,13 +294,14 @@ class Comparison:
     rotate_classes: bool = False  # 90° rotations as extra training classes (Omniglot)
     meta_steps: int = 60000
     minutes: float | None = None  # wall-clock cap on meta-training
-    pretrain_steps: int = 2000
-    pretrain_minutes: float | None = None
-    pretrain_batch: int = 64
+    pretrain_steps: int | None = None  # None: as many as MAML's meta-updates
     finetune_steps: int = 10
+    proto_steps: int | None = None  # None: as many as MAML's meta-updates
+    proto_train_ways: int | None = None  # None: the episodes' ways (Snell et al. found more ways help)
+    proto: ProtoConfig = field(default_factory=ProtoConfig)
     tasks: int = 600
     validation_tasks: int = 100
-    validation_share: float = 0.15  # of the base classes, held out of both trainings to pick the baseline's rate
+    validation_share: float = 0.15  # of the base classes, held out of all trainings to pick the baseline's rate
     seed: int = 0
 
 
@@ -254,6 +320,13 @@ def split_validation(
     return sorted(keys[i] for i in order[count:]), held
 
 
+def replay(state: torch.Tensor) -> torch.Generator:
+    """A generator in ``state``: the baselines draw MAML's episode stream from its start."""
+    generator = torch.Generator()
+    generator.set_state(state)
+    return generator
+
+
 def compare(
     base: Mapping[str, torch.Tensor],
     novel: Mapping[str, torch.Tensor],
@@ -263,20 +336,22 @@ def compare(
     note: Callable[[str], None] = lambda _: None,
     on_progress: Progress | None = None,
 ) -> tuple[dict[str, object], MAML]:
-    """Meta-train MAML and pretrain the baseline on ``base``; score both on episodes of ``novel``.
+    """Train MAML, the fine-tuning baseline and ProtoNets on ``base``; score all on episodes of ``novel``.
 
     Returns the JSON report and the meta-trained model (for labelling). ``checkpoint_dir`` makes
-    meta-training resumable (``maml.pt``); the baseline's pretraining, minutes at most, restarts.
+    meta-training resumable (``maml.pt``); the baselines' trainings, cheaper, restart.
     """
     shape = setup.shape
     generator = torch.Generator().manual_seed(setup.seed)
     train_keys, validation_keys = split_validation(sorted(base), setup.validation_share, shape.ways, generator)
+    stream = generator.get_state()
     train = {key: base[key] for key in train_keys}
     sampler = EpisodeSampler(train, shape.ways, shape.shots, shape.queries, setup.rotate_classes)
     test_sampler = EpisodeSampler(novel, shape.ways, shape.shots, shape.queries)
     validation_sampler = EpisodeSampler(
         {key: base[key] for key in validation_keys}, shape.ways, shape.shots, shape.queries
     )
+    tasks_per_step = setup.maml.meta_batch_size
 
     torch.manual_seed(setup.seed)
     model = build_backbone(setup.backbone, shape.ways, setup.channels, setup.size).to(device)
@@ -291,21 +366,29 @@ def compare(
         None if checkpoint_dir is None else checkpoint_dir / "maml.pt",
         on_progress=on_progress,
     )
+    maml_updates = int(trained["meta_updates"])
 
-    rotations = 4 if setup.rotate_classes else 1
     torch.manual_seed(setup.seed + 1)
-    classifier = build_backbone(setup.backbone, len(train) * rotations, setup.channels, setup.size).to(device)
-    note(f"pretraining the baseline classifier on {len(train) * rotations} classes")
+    classifier = build_backbone(setup.backbone, sampler.classes, setup.channels, setup.size).to(device)
+    pretrain_steps = matched_steps(maml_updates, setup.pretrain_steps)
+    note(f"pretraining the baseline classifier on {sampler.classes} classes, {pretrain_steps} updates")
     pretrained = pretrain_classifier(
-        classifier,
-        train,
-        torch.Generator().manual_seed(setup.seed + 2),
-        setup.pretrain_steps,
-        setup.pretrain_minutes,
-        setup.pretrain_batch,
-        rotate_classes=setup.rotate_classes,
-        on_progress=on_progress,
+        classifier, sampler, replay(stream), pretrain_steps, tasks_per_step, on_progress=on_progress
     )
+
+    proto_ways = setup.proto_train_ways or shape.ways
+    proto_sampler = (
+        sampler
+        if proto_ways == shape.ways
+        else EpisodeSampler(train, proto_ways, shape.shots, shape.queries, setup.rotate_classes)
+    )
+    torch.manual_seed(setup.seed + 5)
+    protonet = PrototypicalNetwork(
+        build_backbone(setup.backbone, shape.ways, setup.channels, setup.size).to(device), setup.proto
+    )
+    proto_steps = matched_steps(maml_updates, setup.proto_steps)
+    note(f"training the prototypical network on {proto_ways}-way episodes, {proto_steps} updates")
+    proto_trained = train_protonet(protonet, proto_sampler, replay(stream), proto_steps, tasks_per_step, on_progress)
 
     note(f"scoring on {setup.tasks} test episodes of {len(novel)} classes")
     validation = draw_episodes(validation_sampler, setup.validation_tasks, setup.seed + 3)
@@ -316,12 +399,25 @@ def compare(
     maml_accuracy = episode_accuracy(maml, episodes, setup.maml.test_inner_steps)
     tuner = finetuner(classifier, setup.backbone, shape.ways, setup.channels, setup.size, rate, setup.finetune_steps)
     finetune_accuracy = episode_accuracy(tuner, episodes, setup.finetune_steps)
+    proto_accuracy = torch.cat([protonet.evaluate(batch, EVALUATION_CHUNK) for batch in episodes])
+    final = {"maml": maml_accuracy[:, -1], "finetune": finetune_accuracy[:, -1], "protonets": proto_accuracy}
     report = {
         "ways": shape.ways,
         "shots": shape.shots,
         "queries": shape.queries,
         "chance": round(1.0 / shape.ways, 4),
         "classes": {"train": sampler.classes, "validation": len(validation_keys), "test": len(novel)},
+        "compute": {
+            "matched_by": "gradient steps",
+            "gradient_steps": {"maml": maml_updates, "finetune": pretrain_steps, "protonets": proto_steps},
+            "episodes_per_step": tasks_per_step,
+            "same_episodes_as_maml": {
+                "finetune": pretrain_steps <= maml_updates,
+                "protonets": proto_ways == shape.ways and proto_steps <= maml_updates,
+            },
+        },
+        "batch_norm": "batch statistics of each episode's support set (adapting, prototypes) and query set "
+        "(classifying), in training and at test, for all three methods; no running averages",
         "maml": {
             **accuracy_report(maml_accuracy),
             **trained,
@@ -338,6 +434,21 @@ def compare(
             "lr_validation_accuracy": rate_scores,
             "steps": setup.finetune_steps,
         },
-        "difference": summary((maml_accuracy[:, -1] - finetune_accuracy[:, -1]).tolist()),
+        "protonets": {
+            "accuracy": summary(proto_accuracy.tolist()),
+            **proto_trained,
+            "train_ways": proto_ways,
+            "lr": setup.proto.lr,
+            "lr_halving": setup.proto.lr_halving,
+            "distance": "squared euclidean",
+        },
+        "comparisons": {
+            f"{treatment}_vs_{baseline}": paired_comparison(final[treatment], final[baseline])
+            for treatment, baseline in COMPARISONS
+        },
     }
     return report, maml
+
+
+# (treatment, baseline): each paired difference is treatment minus baseline on the same episodes.
+COMPARISONS = (("maml", "finetune"), ("maml", "protonets"), ("protonets", "finetune"))

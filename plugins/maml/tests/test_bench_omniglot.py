@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from fewgen.cli import cli
+from fewgen.verdicts import VERDICTS
 
 
 def write_set(root: Path, alphabets: int, characters: int, drawers: int, seed: int) -> None:
@@ -51,10 +52,25 @@ def test_reports_both_methods_with_confidence_intervals(omniglot: Path) -> None:
     assert report["benchmark"] == "maml-omniglot" and report["ways"] == 3 and report["shots"] == 1
     # 10 training characters x 4 rotations, 3 held out (as characters, before rotation) for the baseline's rate.
     assert report["classes"] == {"train": 28, "validation": 3, "test": 6}
-    for method in ("maml", "finetune"):
+    for method in ("maml", "finetune", "protonets"):
         assert set(report[method]["accuracy"]) == {"mean", "ci95", "tasks"}
         assert report[method]["accuracy"]["tasks"] == 5
+        assert report[method]["seconds"] >= 0
     assert report["maml"]["meta_updates"] == 3 and "target" not in report  # the target is for 5-way 1-shot
+    # Matched compute: the baselines take MAML's 3 gradient steps unless told otherwise (--pretrain-steps 2).
+    assert report["compute"]["gradient_steps"] == {"maml": 3, "finetune": 2, "protonets": 3}
+    for comparison in report["comparisons"].values():
+        assert comparison["n"] == 5 and comparison["verdict"]["verdict"] in VERDICTS
+    assert set(report["comparisons"]) == {"maml_vs_finetune", "maml_vs_protonets", "protonets_vs_finetune"}
+    assert "maml vs protonets: " in result.stderr  # a verdict line per comparison
+
+
+def test_proto_train_ways_trains_prototypes_on_wider_episodes(omniglot: Path) -> None:
+    result = bench(omniglot, "--proto-train-ways", "5", "--proto-steps", "2")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["protonets"]["train_ways"] == 5 and report["compute"]["gradient_steps"]["protonets"] == 2
+    assert report["ways"] == 3 and report["compute"]["same_episodes_as_maml"]["protonets"] is False
 
 
 def test_missing_set_and_impossible_episodes_are_clean_errors(omniglot: Path) -> None:

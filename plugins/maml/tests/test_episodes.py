@@ -55,6 +55,18 @@ def test_episodes_have_n_classes_k_shots_and_q_queries() -> None:
         assert len(set(class_of_label.values())) == ways  # N distinct classes
 
 
+def test_sample_with_classes_names_each_labels_class_and_draws_as_sample() -> None:
+    images = identifiable_images()
+    sampler = EpisodeSampler(images, ways=3, shots=2, queries=1)
+    batch, classes = sampler.sample_with_classes(4, torch.Generator().manual_seed(5))
+    assert classes.shape == (4, 3)
+    for t in range(4):
+        for x, y in zip(batch.support_x[t], classes[t].gather(0, batch.support_y[t]), strict=True):
+            assert identify(x)[0] == int(y)  # class index i is "class{i}": the global label of the image
+    same = sampler.sample(4, torch.Generator().manual_seed(5))
+    assert torch.equal(same.support_x, batch.support_x) and torch.equal(same.query_y, batch.query_y)
+
+
 def test_labels_are_shuffled_between_episodes() -> None:
     sampler = EpisodeSampler(identifiable_images(), ways=3, shots=1, queries=1)
     batch = sampler.sample(20, torch.Generator().manual_seed(0))

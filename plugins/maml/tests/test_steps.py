@@ -14,6 +14,7 @@ from fewgen.cli import cli
 from fewgen.engine import Engine
 from fewgen.plugins import load_registry
 from fewgen.recipe import load_recipe
+from fewgen.verdicts import VERDICTS
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 
@@ -79,13 +80,18 @@ def test_evaluator_and_adapter_report_and_label(tmp_path: Path, tiny_root: Path)
     assert report["ways"] == 3 and report["chance"] == pytest.approx(1 / 3, abs=1e-4)
     # 6 base kinds: 40 % is 2, but a 3-way validation episode needs 3 held-out kinds
     assert report["classes"] == {"train": 3, "validation": 3, "test": 3}
-    for method in ("maml", "finetune"):
+    for method in ("maml", "finetune", "protonets"):
         accuracy = report[method]["accuracy"]
         assert accuracy["tasks"] == 6 and 0 <= accuracy["mean"] <= 1 and accuracy["ci95"] >= 0
+        assert "seconds" not in report[method]  # timings go to the manifest, so reruns match byte for byte
     assert len(report["maml"]["accuracy_by_step"]) == 4  # before adapting, then 3 steps
     assert len(report["finetune"]["accuracy_by_step"]) == 3
     assert report["maml"]["meta_updates"] == 4 and report["finetune"]["lr"] in (0.01, 0.03, 0.1, 0.3, 1.0)
-    assert (tmp_path / "out" / "reports" / "fewshot" / "report.json").is_file()
+    # pretrain_steps: 3 in the recipe overrides the match; ProtoNets follows MAML's 4 meta-updates.
+    assert report["compute"]["gradient_steps"] == {"maml": 4, "finetune": 3, "protonets": 4}
+    assert {entry["verdict"]["verdict"] for entry in report["comparisons"].values()} <= set(VERDICTS)
+    written = json.loads((tmp_path / "out" / "reports" / "fewshot" / "report.json").read_text())
+    assert all(written[method]["seconds"] >= 0 for method in ("maml", "finetune", "protonets"))
 
     labels = result.metrics["label"]
     assert labels["ways"] == 3 and labels["novel_classes"] == ["hatch/hatch_00", "hatch/hatch_01", "hatch/hatch_02"]

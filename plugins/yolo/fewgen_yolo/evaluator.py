@@ -327,6 +327,7 @@ def summarise(
             }
             for name, deltas in comparison["variants"].items()
         },
+        "pairwise": comparison["pairwise"],
         "bootstrap": {
             key: comparison[key] for key in ("num_images", "num_seeds", "resamples", "seed", "confidence", "method")
         },

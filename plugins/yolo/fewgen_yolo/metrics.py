@@ -413,7 +413,9 @@ def bootstrap_deltas(
     "baseline": {"map50": {"value", "ci", "per_seed"}, "map50_95": ...}, "variants": {name: {"map50": {...},
     "map50_95": {...}}}}`` where each variant metric holds ``baseline``, ``variant``, ``delta`` (point estimates),
     ``baseline_ci``, ``variant_ci``, ``delta_ci``, ``share_delta_positive``, ``baseline_per_seed``,
-    ``variant_per_seed`` and ``verdict`` (:func:`fewgen.verdicts.verdict`).
+    ``variant_per_seed`` and ``verdict`` (:func:`fewgen.verdicts.verdict`). ``pairwise`` compares every two variants
+    on the same replicates: ``[{"variant", "versus", "map50": {"delta", "delta_ci", "share_delta_positive",
+    "verdict"}, "map50_95": ...}]``, the difference being variant - versus.
     """
     from fewgen.verdicts import item_weights, percentile_interval, resample_seeds, verdict
 
@@ -458,7 +460,12 @@ def bootstrap_deltas(
         "method": "two-level bootstrap: test images (paired across models), then training seeds per model",
         "baseline": {},
         "variants": {name: {} for name in variants},
+        "pairwise": [],
     }
+    names = list(variants)
+    pairs = [(first, second) for index, first in enumerate(names) for second in names[index + 1 :]]
+    for first, second in pairs:
+        result["pairwise"].append({"variant": first, "versus": second})
     for row, metric in enumerate(("map50", "map50_95")):
         base_values, base_point = replicates["baseline"][row], float(full["baseline"][row].mean())
         result["baseline"][metric] = {
@@ -482,6 +489,19 @@ def bootstrap_deltas(
                 "baseline_per_seed": result["baseline"][metric]["per_seed"],
                 "variant_per_seed": [float(v) for v in full[name][row]],
                 "verdict": verdict(variant_point - base_point, interval, confidence),
+            }
+        # Variant against variant on the same replicates (PS-GAN against copy-paste, say): which generator's
+        # samples help more, with the same two-level interval.
+        for entry, (first, second) in zip(result["pairwise"], pairs, strict=True):
+            point = float(full[first][row].mean() - full[second][row].mean())
+            deltas = replicates[first][row] - replicates[second][row]
+            kept = ~np.isnan(deltas)
+            interval = percentile_interval(deltas, confidence)
+            entry[metric] = {
+                "delta": point,
+                "delta_ci": interval,
+                "share_delta_positive": float(np.mean(deltas[kept] > 0)),
+                "verdict": verdict(point, interval, confidence),
             }
     return result
 

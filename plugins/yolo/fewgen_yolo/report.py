@@ -96,6 +96,7 @@ def write_report(
     figures.folder.mkdir(parents=True)
     sections = [
         _headline(result),
+        _pairwise(result),
         _settings(result),
         _map_chart(result, figures),
         _pr_curves(ap_results, dataset.classes, result["settings"]["seeds"], _models(result), figures),
@@ -265,6 +266,29 @@ def _headline(result: dict[str, Any]) -> str:
         "the whole interval lies above zero, 'hurts' below, and 'no measurable effect' when it includes zero, "
         "which means this test set and these seeds cannot tell the models apart, not that they are equal. "
         f"Intervals cover {escape(settings['uncertainty'])}.</p>"
+    )
+
+
+def _pairwise(result: dict[str, Any]) -> str:
+    """Every two variants against each other: which synthetic data helps more, on the same replicates."""
+    if not result["pairwise"]:
+        return ""
+    level = _level(result["bootstrap"]["confidence"])
+    rows = [
+        [
+            f"{escape(entry['variant'])} &minus; {escape(entry['versus'])}",
+            escape(_delta_text(entry["map50"])),
+            escape(_delta_text(entry["map50_95"])),
+            _verdict_cell(entry["map50"]),
+        ]
+        for entry in result["pairwise"]
+    ]
+    header = ["comparison", f"&Delta; mAP50 [{level} CI]", f"&Delta; mAP50-95 [{level} CI]", "verdict (mAP50)"]
+    return (
+        "<h2>Variants against each other</h2>"
+        + _table(header, rows)
+        + '<p class="note">The same two-level bootstrap replicates as above; "helps" means the first variant\'s '
+        "synthetic data helped more than the second's.</p>"
     )
 
 

@@ -355,6 +355,12 @@ def test_every_variant_is_compared_with_the_same_baseline_draws(two_models) -> N
     assert list(result["variants"]) == ["a", "b"]
     assert result["variants"]["b"]["map50"]["delta_ci"] == [0.0, 0.0]
     assert result["variants"]["a"]["map50"]["baseline_ci"] == result["baseline"]["map50"]["ci"]
+    # Variant against variant: 'b' is the baseline itself, so a - b is exactly a's delta, draw by draw.
+    (pair,) = result["pairwise"]
+    assert (pair["variant"], pair["versus"]) == ("a", "b")
+    assert pair["map50"]["delta"] == result["variants"]["a"]["map50"]["delta"]
+    assert pair["map50"]["delta_ci"] == result["variants"]["a"]["map50"]["delta_ci"]
+    assert pair["map50"]["verdict"] == result["variants"]["a"]["map50"]["verdict"]
     with pytest.raises(ValueError, match="baseline"):
         metrics.bootstrap_deltas(baseline, {"baseline": augmented}, 3, resamples=10)
 

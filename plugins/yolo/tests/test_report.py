@@ -206,6 +206,10 @@ def test_the_headline_states_every_model_the_ci_and_the_verdict(one_seed: Run, t
     assert "±" not in page  # one seed: no std to show
     assert "yolo11n.yaml" in page and "ultralytics val" in page and "0.6100" in page
     assert "the same number of optimiser steps" in page
+    pair = one_seed.result["pairwise"][0]
+    assert (pair["variant"], pair["versus"]) == ("augmented", "copy")
+    low, high = pair["map50"]["delta_ci"]
+    assert "augmented &minus; copy</td>" in page and f"{pair['map50']['delta']:+.3f} [{low:+.3f}, {high:+.3f}]" in page
 
 
 def test_text_from_data_is_escaped(one_seed: Run, tmp_path: Path) -> None:
