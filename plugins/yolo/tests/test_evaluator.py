@@ -296,7 +296,7 @@ output: {format: fewgen}
     # stdout belongs to results (`fewgen bench` prints JSON there): ultralytics' logs go to stderr.
     assert capfd.readouterr().out == ""
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())["detect"]
-    assert set(metrics) == {"settings", "baseline", "variants", "bootstrap", "crosscheck"}
+    assert set(metrics) == {"settings", "baseline", "variants", "bootstrap", "crosscheck", "pairwise"}
     assert metrics["settings"]["train_images"] == {"real": 8, "synthetic": 8}
     assert metrics["settings"]["test_images"] == 4
     # same_steps (the default): 8 real images train 2 epochs, as many batches as 16 images for 1 epoch.
