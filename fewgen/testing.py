@@ -1,8 +1,17 @@
-"""Helpers for testing plugins: a step context and a tiny dataset, no engine needed.
+"""Helpers for testing plugins, and fewgen's pytest plugin.
 
 Third-party plugin tests can use these as fewgen's own tests do::
 
-    from fewgen.testing import make_context, make_native_dataset
+    from fewgen.testing import make_context, make_native_dataset, run_recipe
+
+Installed with fewgen, this module is also a pytest plugin (the ``pytest11`` entry point), so
+every test session in an environment with fewgen has:
+
+* ``torch_threads``: torch's thread count for each test. The ini option ``fewgen_torch_threads``
+  sets it for a whole test suite (fewgen's own: 1), the marker ``@pytest.mark.torch_threads(n)``
+  for one test; the previous count is restored afterwards. Unset, torch is left alone (and not
+  imported).
+* the ``fewgen_run`` fixture: :func:`run_recipe` bound to the test's ``tmp_path``.
 """
 
 from __future__ import annotations
@@ -10,13 +19,91 @@ from __future__ import annotations
 import logging
 import struct
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
 from fewgen.api import StepContext
 from fewgen.dataset import Box, Dataset, Sample
 from fewgen.imageio import save_image
+
+THREADS_OPTION = "fewgen_torch_threads"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(THREADS_OPTION, "torch threads for every test (unset: torch's own choice)", default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "torch_threads(n): torch's thread count during this test (None: leave it)")
+
+
+@pytest.fixture(autouse=True)
+def torch_threads(request: pytest.FixtureRequest) -> Iterator[int | None]:
+    """The thread count the test runs with (None: untouched).
+
+    Plugin tests run tiny tensors, where extra threads only add synchronisation; on a busy
+    2-core machine that costs seconds a test, so fewgen's suite sets one thread.
+    """
+    marker = request.node.get_closest_marker("torch_threads")
+    if marker is not None:
+        wanted = marker.args[0] if marker.args else None
+    else:
+        text = str(request.config.getini(THREADS_OPTION)).strip()
+        wanted = int(text) if text else None
+    if wanted is None:
+        yield None
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(wanted)
+    try:
+        yield wanted
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_recipe(
+    tmp_path: Path,
+    yaml_text: str,
+    out: str = "out",
+    overrides: list[str] | None = None,
+    extra_plugins: list[object] | None = None,
+    cache_dir: Path | None = None,
+) -> Any:
+    """Write ``yaml_text`` as ``tmp_path/recipe.yaml`` and run it into ``tmp_path/out``; the RunResult.
+
+    Paths in the recipe are relative to ``tmp_path`` (as ``dataset.root`` is to a recipe's file).
+    The step cache is ``tmp_path/cache-<out>`` unless ``cache_dir`` is given, so two runs into
+    different ``out`` folders each really run their steps; progress bars and notes are off.
+    ``extra_plugins`` are registered beside the installed ones (hook implementations under test).
+    """
+    from fewgen.cache import StepCache
+    from fewgen.engine import Engine
+    from fewgen.plugins import load_registry
+    from fewgen.recipe import load_recipe
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml_text)
+    registry = load_registry(extra_plugins)
+    loaded = load_recipe(recipe, registry, overrides)
+    cache = StepCache(cache_dir or tmp_path / f"cache-{out}")
+    engine = Engine(registry, cache=cache, show_progress=False, echo=lambda _: None)
+    return engine.run(loaded, tmp_path / out)
+
+
+@pytest.fixture
+def fewgen_run(tmp_path: Path) -> Callable[..., Any]:
+    """:func:`run_recipe` in this test's ``tmp_path``: ``fewgen_run(yaml_text, out="out", ...)``."""
+
+    def run(yaml_text: str, **options: Any) -> Any:
+        return run_recipe(tmp_path, yaml_text, **options)
+
+    return run
 
 
 def make_context(tmp_path: Path, seed: int = 0, step: str = "test") -> StepContext:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -191,37 +192,30 @@ def test_entry_point_is_discovered() -> None:
     assert registry.plugin_version(registry.generators, "grayscale") == "0.1.0"
 
 
-def test_recipe_runs_through_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fewgen.cache import StepCache
-    from fewgen.engine import Engine
+def test_recipe_runs_through_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fewgen_run: Callable[..., Any]
+) -> None:
     from fewgen.plugins import load_registry
-    from fewgen.recipe import load_recipe
 
     # Only this plugin and the formats: a broken plugin elsewhere in the environment must not fail this test.
     monkeypatch.setenv("FEWGEN_LOAD_PLUGINS", "grayscale,fewgen.formats")
-    registry = load_registry()
-    if "fewgen" not in registry.formats:
+    if "fewgen" not in load_registry().formats:
         pytest.skip("fewgen's native dataset format ('fewgen') is not registered in this fewgen installation")
 
-    source = tmp_path / "source"
-    tiny_dataset(source, count=4, with_mask=True).save(source)
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(
-        f"""
+    tiny_dataset(tmp_path / "source", count=4, with_mask=True).save(tmp_path / "source")
+    # fewgen_run (fewgen.testing's pytest plugin) writes the recipe into tmp_path and runs it.
+    recipe = """
 name: mono
 seed: 3
 device: cpu
-dataset: {{format: fewgen, root: {json.dumps(str(source))}}}
+dataset: {format: fewgen, root: source}
 steps:
   - name: mono
     generator: grayscale
-    params: {{fraction: 0.5, image_format: jpg}}
-output: {{format: fewgen}}
-""",
-        encoding="utf-8",
-    )
-    engine = Engine(registry, cache=StepCache(tmp_path / "cache"), show_progress=False)
-    result = engine.run(load_recipe(recipe, registry), tmp_path / "out")
+    params: {fraction: 0.5, image_format: jpg}
+output: {format: fewgen}
+"""
+    result = fewgen_run(recipe)
 
     written = Dataset.load(tmp_path / "out" / "dataset")
     assert len(written) == 6
@@ -238,6 +232,6 @@ output: {{format: fewgen}}
     (step,) = result.manifest["steps"]
     assert (step["plugin"], step["version"], step["new_samples"]) == ("grayscale", "0.1.0", 2)
 
-    rerun = engine.run(load_recipe(recipe, registry), tmp_path / "again")
+    rerun = fewgen_run(recipe, out="again", cache_dir=tmp_path / "cache-out")
     assert rerun.manifest["steps"][0]["timing"]["cached"] is True
     assert sorted(s.id for s in Dataset.load(tmp_path / "again" / "dataset")) == sorted(s.id for s in written)

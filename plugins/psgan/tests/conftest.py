@@ -1,27 +1,17 @@
-"""Shared test setup: one torch thread, and tiny street-like scenes with boxes."""
+"""Shared test setup: tiny street-like scenes with boxes (one torch thread: fewgen.testing)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from fewgen.dataset import Box, Dataset, Sample
 from fewgen.imageio import save_image
 
 WIDTH, HEIGHT = 96, 72
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    # On tiny tensors extra threads only add synchronisation, which costs seconds on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def scene(path: Path, boxes: list[Box], seed: int) -> Path:
