@@ -23,6 +23,11 @@ from pydantic import BaseModel, ConfigDict
 
 from fewgen.dataset import Dataset, Provenance, Sample
 
+# Parameter types for files and folders (resolved like dataset.root, contents in the cache key).
+from fewgen.paths import InputFile as InputFile
+from fewgen.paths import InputFolder as InputFolder
+from fewgen.paths import InputPath as InputPath
+
 if TYPE_CHECKING:
     import numpy as np
 

@@ -36,6 +36,7 @@ from fewgen.dataset import SPLITS, Dataset, Sample
 from fewgen.errors import StepFailed, UsageError
 from fewgen.fingerprint import tree_fingerprint
 from fewgen.imageio import max_image_pixels
+from fewgen.paths import params_inputs_fingerprint
 from fewgen.plugins import Registry
 from fewgen.provenance import library_versions, source_hash
 from fewgen.recipe import LoadedRecipe, Step
@@ -238,6 +239,9 @@ class Engine:
                 "version": version,
                 "code": self._code_key(plugin_name),
                 "params": params_json,
+                # What the files and folders the parameters name hold (fewgen.paths): editing them
+                # must recompute the step, though its parameters read the same.
+                "inputs": params_inputs_fingerprint(params),
                 "seed": seed,
                 "splits": step.splits if step.kind == "generator" else None,
                 "draw_from": step.draw_from if step.kind == "generator" else None,

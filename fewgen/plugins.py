@@ -196,7 +196,10 @@ def load_registry(extra_plugins: list[object] | None = None) -> Registry:
         versions[ep.name] = (ep.dist.name, ep.dist.version) if ep.dist else (None, None)
     try:
         for plugin in extra_plugins or []:
-            pm.register(plugin)
+            # Named by its class, not by pluggy's default (its id()), so the plugin named in a
+            # step's cache key is the same in every registry that holds it.
+            name = f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+            pm.register(plugin, name=None if pm.has_plugin(name) else name)
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise UsageError(f"invalid plugin: {exc}") from None

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from fewgen.errors import UsageError, did_you_mean
+from fewgen.paths import BASE_DIR
 from fewgen.plugins import Registry
 
 if TYPE_CHECKING:
@@ -669,9 +670,17 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _validate(model: type[BaseModel], data: Any, source: Path | str, lines: Lines, prefix: tuple[Any, ...] = ()) -> Any:
+def _validate(
+    model: type[BaseModel],
+    data: Any,
+    source: Path | str,
+    lines: Lines,
+    prefix: tuple[Any, ...] = (),
+    base_dir: Path | None = None,
+) -> Any:
+    """``model`` validated from ``data``; input-path parameters (:mod:`fewgen.paths`) resolve against ``base_dir``."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context={BASE_DIR: base_dir} if base_dir is not None else None)
     except ValidationError as exc:
         raise UsageError(validation_message(exc, source, lines, prefix, model)) from None
 
@@ -694,7 +703,9 @@ def load_recipe(path: Path, registry: Registry, overrides: list[str] | None = No
                 f"{where}: unknown {step.kind} {shown(step.component)}{did_you_mean(step.component, table)} ({known})"
             )
         component = table[step.component][1]
-        params = _validate(component.Params, step.params, path, lines, ("steps", index, "params"))
+        params = _validate(
+            component.Params, step.params, path, lines, ("steps", index, "params"), base_dir=path.parent.resolve()
+        )
         _check_step_references(params, recipe.steps[:index], path, lines, index)
         step_params.append(params)
     loaded = LoadedRecipe(recipe, path, step_params, lines)
