@@ -12,7 +12,6 @@ the slowdowns. The "auto" share is what is timed, so ``FEWGEN_THREADS`` is not c
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import statistics
 import subprocess
@@ -26,7 +25,8 @@ from typing import Any, ClassVar
 
 import click
 
-from fewgen.threads import CpuShare, apply_threads, fair_share, threads_restored
+from fewgen.bench import Bench, BenchResult, bench_command
+from fewgen.threads import CpuShare, apply_threads, fair_share
 
 TARGET_SLOWDOWN = 2.5  # the hardening issue's target with one busy process beside the work
 # Seconds the busy child gets to start spinning before the policy looks at the machine.
@@ -126,7 +126,8 @@ def time_workloads(
     }
 
 
-@click.command("contention")
+# Its own thread counts are the measurement (the policy idle and loaded, and torch's default): no --threads.
+@bench_command("contention", threads=False)
 @click.option(
     "--workload", "names", multiple=True, metavar="NAME", help="Time only this workload (repeatable; default: all)."
 )
@@ -143,8 +144,7 @@ def time_workloads(
     show_default=True,
     help="Also time each workload loaded with one thread per usable CPU (torch's default).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print only the JSON result on stdout.")
-def contention(names: tuple[str, ...], repeats: int, contrast: bool, as_json: bool) -> None:
+def contention(bench: Bench, names: tuple[str, ...], repeats: int, contrast: bool) -> BenchResult:
     """Every registered workload idle and beside one busy process, on the thread policy's count."""
     from fewgen.plugins import get_registry
 
@@ -158,35 +158,26 @@ def contention(names: tuple[str, ...], repeats: int, contrast: bool, as_json: bo
     if not chosen:
         raise click.UsageError("no plugin registers a workload")
 
-    def say(message: str) -> None:
-        if not as_json:
-            click.echo(message, err=True)
-
     started = time.perf_counter()
     folder = Path(tempfile.mkdtemp(prefix="fewgen-bench-contention-"))
-    # Workloads run library code that may print; stdout is kept for the JSON result.
     try:
-        with threads_restored(), contextlib.redirect_stdout(sys.stderr):
-            workloads: dict[str, Workload] = {}
-            for name in chosen:
-                workloads[name] = available[name][1]()
-                (folder / name).mkdir()
-                workloads[name].setup(folder / name)
-            timed = time_workloads(workloads, repeats, contrast, say)
+        workloads: dict[str, Workload] = {}
+        for name in chosen:
+            workloads[name] = available[name][1]()
+            (folder / name).mkdir()
+            workloads[name].setup(folder / name)
+        timed = time_workloads(workloads, repeats, contrast, bench.say)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     for name, entry in timed["workloads"].items():
         entry["plugin"] = available[name][0]
         entry["description"] = available[name][1].description
-    result = {
-        "benchmark": "contention",
+    figures = {
         "usable_cpus": timed["usable_cpus"],
         "cgroup_quota": timed["cgroup_quota"],
-        "repeats": repeats,
         "busy_process": timed["busy_process"],
-        "target_slowdown": TARGET_SLOWDOWN,
-        "within_target": all(e["slowdown"] <= TARGET_SLOWDOWN for e in timed["workloads"].values()),
         "workloads": timed["workloads"],
         "seconds": round(time.perf_counter() - started, 1),
     }
-    click.echo(json.dumps(result))
+    within = all(e["slowdown"] <= TARGET_SLOWDOWN for e in timed["workloads"].values())
+    return BenchResult(figures, target={"slowdown_at_most": TARGET_SLOWDOWN}, met=within)

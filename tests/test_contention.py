@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from fewgen import contention, contention_plugin
 from fewgen.cli import cli
-from fewgen.contention import Workload
+from fewgen.contention import TARGET_SLOWDOWN, Workload
 from fewgen.hookspecs import hookimpl
 from fewgen.plugins import Registry, load_registry, reset_registry
 
@@ -90,8 +90,12 @@ def test_bench_times_each_workload_idle_and_loaded_and_kills_the_busy_process(
     use_plugins(WorkloadPlugin(SpinWorkload))
     result = CliRunner().invoke(cli, ["bench", "contention", "--json", "--repeats", "2"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert set(report) >= {"benchmark", "usable_cpus", "busy_process", "target_slowdown", "within_target", "workloads"}
+    envelope = json.loads(result.stdout)
+    assert set(envelope) == {"benchmark", "settings", "machine", "figures", "target", "met"}
+    assert envelope["benchmark"] == "contention" and envelope["target"] == {"slowdown_at_most": TARGET_SLOWDOWN}
+    assert envelope["settings"]["repeats"] == 2 and isinstance(envelope["met"], bool)
+    report = envelope["figures"]
+    assert set(report) >= {"usable_cpus", "busy_process", "workloads"}
     entry = report["workloads"]["spin"]
     assert set(entry) >= {
         "idle_seconds",
@@ -137,7 +141,7 @@ def test_workloads_can_be_chosen_and_unknown_ones_are_named(
         cli, ["bench", "contention", "--json", "--repeats", "1", "--no-contrast", "--workload", "spin"]
     )
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
+    report = json.loads(result.stdout)["figures"]
     assert list(report["workloads"]) == ["spin"]
     assert "default_loaded_seconds" not in report["workloads"]["spin"]
     result = CliRunner().invoke(cli, ["bench", "contention", "--workload", "spinn"])

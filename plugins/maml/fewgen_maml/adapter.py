@@ -67,7 +67,7 @@ class MamlAdapter(Evaluator):
             sampler = EpisodeSampler(classes.images_of(classes.base), ways, p.shots, p.queries, p.rotate_classes)
         except ValueError as exc:
             raise UsageError(f"step {ctx.step!r}: base classes: {exc}") from None
-        model = build_backbone(p.backbone, ways, p.channels, p.size).to(ctx.device)
+        model = build_backbone(p.backbone, ways, p.channels, p.size, config.bn_steps).to(ctx.device)
         maml = MAML(model, config)
         ctx.note(f"meta-training on {sampler.classes} base classes, {ways}-way {p.shots}-shot")
         with training_bar(ctx) as on_progress:

@@ -1,12 +1,20 @@
 """``fewgen bench maml-omniglot``: N-way K-shot Omniglot, MAML beside fine-tuning and ProtoNets.
 
-Meta-trains on one Omniglot background set (every character and its 90° rotations are classes,
-as in the paper) within a step or wall-clock budget, trains the fine-tuning baseline and
-Prototypical Networks with as many gradient steps on the same episodes, and tests on the
-characters of another set: accuracy and 95 % CI over the same test episodes for the three methods
-and the paired difference of each pair with its verdict (:mod:`fewgen_maml.fewshot`). Images are
-inverted and resized to 28x28 as the official code prepares them. Test classes are the characters
-as drawn (no rotations).
+Meta-trains on Omniglot characters (every character and its 90° rotations are classes, as in the
+paper) within a step or wall-clock budget, trains the fine-tuning baseline and Prototypical
+Networks with as many gradient steps on the same episodes, and tests on other characters:
+accuracy and 95 % CI over the same test episodes for the three methods and the paired difference
+of each pair with its verdict (:mod:`fewgen_maml.fewshot`). Images are inverted and resized to
+28x28 as the official code prepares them.
+
+Two protocols. ``sets`` (the default): train on the characters of one folder (``--train``) and
+test on those of another (``--test``), as drawn (no rotations); it runs on the small background
+subsets. ``paper``: the paper's split (after Santoro et al. 2016, as the official
+``data_generator.py`` makes it): the characters of ``images_background`` and
+``images_evaluation`` pooled (1623), shuffled by the seed, the first 1200 for training (of which
+100 are held out to choose the baseline's step size, the official code's validation characters)
+and the other 423 for testing, every character at 0, 90, 180 and 270 degrees a class of its own
+in training, validation and test.
 """
 
 from __future__ import annotations
@@ -18,6 +26,9 @@ from pathlib import Path
 import click
 
 TARGET_5WAY_1SHOT = 0.95
+PAPER_SETS = ("images_background", "images_evaluation")
+PAPER_TRAIN_CHARACTERS = 1200
+PAPER_VALIDATION_CHARACTERS = 100  # of the training characters, the official code's num_val
 
 
 def character_images(folder: Path) -> dict[str, object]:
@@ -30,26 +41,64 @@ def character_images(folder: Path) -> dict[str, object]:
     return load_class_images(items, size=(28, 28), channels=1, invert=True)
 
 
+def paper_split(root: Path, train_characters: int, seed: int) -> tuple[dict[str, object], dict[str, object]]:
+    """The paper's Omniglot split: both sets' characters pooled, shuffled by ``seed``, the first
+    ``train_characters`` for training and the rest for testing (keys ``<set>/<alphabet>/<character>``)."""
+    import torch
+
+    pooled: dict[str, object] = {}
+    for name in PAPER_SETS:
+        if not (root / name).is_dir():
+            raise click.BadParameter(f"--protocol paper needs {' and '.join(PAPER_SETS)} in {root}; no {name}")
+        pooled.update({f"{name}/{key}": images for key, images in character_images(root / name).items()})
+    keys = sorted(pooled)
+    if len(keys) <= train_characters:
+        raise click.BadParameter(
+            f"{len(keys)} characters in {root}: none left to test on after {train_characters} for training",
+            param_hint="--train-characters",
+        )
+    order = torch.randperm(len(keys), generator=torch.Generator().manual_seed(seed)).tolist()
+    shuffled = [keys[i] for i in order]
+    return {key: pooled[key] for key in shuffled[:train_characters]}, {
+        key: pooled[key] for key in shuffled[train_characters:]
+    }
+
+
 @click.command("maml-omniglot")
 @click.option(
     "--data",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     required=True,
-    help="The Omniglot folder holding the background sets.",
+    help="The Omniglot folder holding the sets (for --protocol paper: images_background and images_evaluation).",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["sets", "paper"]),
+    default="sets",
+    show_default=True,
+    help="sets: train on --train, test on --test, test characters as drawn; paper: both full sets pooled, "
+    "shuffled by --seed, 1200 characters for training and 423 for testing, rotations as classes throughout.",
+)
+@click.option(
+    "--train-characters",
+    type=click.IntRange(min=1),
+    default=PAPER_TRAIN_CHARACTERS,
+    show_default=True,
+    help="With --protocol paper: characters for training (the rest test).",
 )
 @click.option(
     "--train",
     "train_set",
     default="images_background_small1",
     show_default=True,
-    help="Set whose characters MAML is meta-trained on.",
+    help="Set whose characters MAML is meta-trained on (--protocol sets).",
 )
 @click.option(
     "--test",
     "test_set",
     default="images_background_small2",
     show_default=True,
-    help="Set whose characters the test episodes are drawn from.",
+    help="Set whose characters the test episodes are drawn from (--protocol sets).",
 )
 @click.option("--way", type=int, default=5, show_default=True)
 @click.option("--shot", type=int, default=1, show_default=True)
@@ -74,6 +123,13 @@ def character_images(folder: Path) -> dict[str, object]:
     type=int,
     help="Baseline classifier updates (default: as many as MAML's meta-updates, on the same episodes).",
 )
+@click.option(
+    "--pretrain-batches",
+    type=click.Choice(["episodes", "random"]),
+    default="episodes",
+    show_default=True,
+    help="Baseline pretraining on MAML's episodes, or on random batches of as many training images (Chen et al. 2019).",
+)
 @click.option("--finetune-steps", type=int, default=10, show_default=True, help="Baseline steps per support set.")
 @click.option("--proto-steps", type=int, help="ProtoNets updates (default: as many as MAML's meta-updates).")
 @click.option(
@@ -97,6 +153,8 @@ def character_images(folder: Path) -> dict[str, object]:
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON result.")
 def maml_omniglot(
     data: Path,
+    protocol: str,
+    train_characters: int,
     train_set: str,
     test_set: str,
     way: int,
@@ -110,6 +168,7 @@ def maml_omniglot(
     test_steps: int | None,
     first_order: bool,
     pretrain_steps: int | None,
+    pretrain_batches: str,
     finetune_steps: int,
     proto_steps: int | None,
     proto_train_ways: int | None,
@@ -142,24 +201,36 @@ def maml_omniglot(
         meta_batch_size=meta_batch if meta_batch is not None else paper.meta_batch_size,
         first_order=first_order,
     )
-    for name in (train_set, test_set):
-        if not (data / name).is_dir():
-            raise click.BadParameter(f"no folder {name} in {data}", param_hint="--train/--test")
+    if protocol == "sets":
+        for name in (train_set, test_set):
+            if not (data / name).is_dir():
+                raise click.BadParameter(f"no folder {name} in {data}", param_hint="--train/--test")
 
     def note(message: str) -> None:
         click.echo(f"maml-omniglot: {message}", err=True)
 
     started = time.perf_counter()
-    note(f"loading {data / train_set} and {data / test_set}")
-    base = character_images(data / train_set)
-    novel = character_images(data / test_set)
+    if protocol == "paper":
+        note(f"loading {' and '.join(str(data / name) for name in PAPER_SETS)}")
+        base, novel = paper_split(data, train_characters, seed)
+        sets = {"protocol": "paper", "train_characters": len(base), "test_characters": len(novel)}
+        validation_share = PAPER_VALIDATION_CHARACTERS / PAPER_TRAIN_CHARACTERS
+    else:
+        note(f"loading {data / train_set} and {data / test_set}")
+        base = character_images(data / train_set)
+        novel = character_images(data / test_set)
+        sets = {"protocol": "sets", "train": train_set, "test": test_set}
+        validation_share = Comparison.validation_share
     setup = Comparison(
         shape=Episodes(way, shot, queries),
         maml=config,
         rotate_classes=True,
+        rotate_test_classes=protocol == "paper",
+        validation_share=validation_share,
         meta_steps=steps,
         minutes=minutes,
         pretrain_steps=pretrain_steps,
+        pretrain_batches=pretrain_batches,  # type: ignore[arg-type]
         finetune_steps=finetune_steps,
         proto_steps=proto_steps,
         proto_train_ways=proto_train_ways,
@@ -184,7 +255,7 @@ def maml_omniglot(
         note(f"{name.replace('_', ' ')}: {comparison['line']}")
     result = {
         "benchmark": "maml-omniglot",
-        "data": {"root": str(data), "train": train_set, "test": test_set},
+        "data": {"root": str(data), **sets},
         **report,
         "seconds": round(time.perf_counter() - started, 1),
         "threads": torch.get_num_threads(),

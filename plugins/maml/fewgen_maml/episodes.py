@@ -135,6 +135,26 @@ class EpisodeSampler:
         """(T, N) class indices, distinct within each episode, in label order."""
         return torch.stack([torch.randperm(self.classes, generator=generator)[: self.ways] for _ in range(tasks)])
 
+    def sample_images(self, count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``count`` images drawn at random (with replacement) from every class, and their class indices.
+
+        An ordinary classifier's mini-batch: each image of the pool is equally likely, and with
+        ``rotate_classes`` it is turned by a random number of quarter turns, its class the
+        rotated one (the indices :meth:`class_of` reads, as in the episodes).
+        """
+        index = torch.randint(len(self._pool), (count,), generator=generator)
+        owner = torch.searchsorted(torch.tensor(self._offsets), index, right=True) - 1
+        images = self._pool[index]
+        images = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+        if not self.rotate_classes:
+            return images, owner
+        turns = torch.randint(ROTATIONS, (count,), generator=generator)
+        for quarter in range(1, ROTATIONS):
+            chosen = turns == quarter
+            if chosen.any():
+                images[chosen] = torch.rot90(images[chosen], quarter, dims=(-2, -1))
+        return images, owner * ROTATIONS + turns
+
     def sample(self, tasks: int, generator: torch.Generator) -> TaskBatch:
         return self.sample_with_classes(tasks, generator)[0]
 

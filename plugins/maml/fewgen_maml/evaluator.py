@@ -11,7 +11,7 @@ seconds, which the engine keeps out of ``metrics.json``) and the meta-trained ``
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -35,6 +35,12 @@ class FewShotEvaluatorParams(FewShotParams):
         ge=1,
         description="Updates of the baseline's classifier training; default: as many as MAML's meta-updates "
         "(matched compute in gradient steps).",
+    )
+    pretrain_batches: Literal["episodes", "random"] = Field(
+        "episodes",
+        description="What the baseline's classifier trains on: MAML's episodes replayed (each support and query "
+        "set its own batch), or random batches of base images, as many per step as a meta-update sees "
+        "(Chen et al. 2019).",
     )
     finetune_steps: int = Field(10, ge=1, description="Gradient steps of the baseline on each support set.")
     proto_steps: int | None = Field(
@@ -77,6 +83,7 @@ class FewShotEvaluator(Evaluator):
             meta_steps=p.meta_steps,
             minutes=p.minutes,
             pretrain_steps=p.pretrain_steps,
+            pretrain_batches=p.pretrain_batches,
             finetune_steps=p.finetune_steps,
             proto_steps=p.proto_steps,
             proto_train_ways=p.proto_train_ways,

@@ -21,15 +21,19 @@ the classifier's pretraining and the prototypical network's training take as man
 took (fewer when a ``minutes`` cap stopped MAML early), each on a meta-batch of episodes replayed
 from MAML's own episode stream: the same images, grouped the same way, in the same order (for
 ProtoNets only while it trains with MAML's ways). Wall-clock is not matched (a step of MAML costs
-several of the others'); each training's seconds are reported.
+several of the others'); each training's seconds are reported. ``pretrain_batches="random"``
+pretrains the classifier instead on random mini-batches of the base images, as many images per
+step as a meta-update sees (Chen et al. 2019, *A Closer Look at Few-shot Classification*): the
+usual classifier pretraining, which does not overfit the episodes as the replay can.
 
 **One batch-norm treatment.** MAML's network normalises every forward pass with the statistics of
 the batch it is given (:mod:`fewgen_maml.backbones`): per episode, the support set while adapting
 and the query set when classifying, at training and at test. The fine-tuning baseline is adapted
 and scored by the same code (a :class:`MAML` that is never meta-trained), and its pretraining
 feeds each episode's support set and query set as separate batches too, so the network meets at
-test the batches it was trained on (not the statistics of 64 random images); ProtoNets embeds
-support and query sets the same way. No method has running averages.
+test the batches it was trained on (with ``pretrain_batches="random"`` it normalises each random
+batch as a whole in pretraining); ProtoNets embeds support and query sets the same way. No method
+has running averages.
 
 Test episodes are drawn once from a generator of their own, so the three methods are scored on the
 same episodes: each accuracy is a mean over episodes with its 95 % confidence interval
@@ -42,7 +46,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -60,6 +64,7 @@ from fewgen_maml.stats import summary
 from fewgen_maml.tasks import TaskBatch
 
 Backbone = Literal["conv4", "conv4-maxpool"]
+PretrainBatches = Literal["episodes", "random"]
 Progress = Callable[[int, int, dict[str, float]], None]  # (done, total, latest metrics)
 T = TypeVar("T")
 FINETUNE_RATES = (0.01, 0.03, 0.1, 0.3, 1.0)  # step sizes tried on the mean cross-entropy
@@ -161,13 +166,18 @@ def pretrain_classifier(
     tasks_per_step: int,
     lr: float = 1e-3,
     on_progress: Progress | None = None,
+    batches: PretrainBatches = "episodes",
 ) -> dict[str, float]:
-    """Train ``model`` (its head sized for all ``sampler.classes``) as an ordinary classifier.
+    """Train ``model`` (its head sized for all ``sampler.classes``) as an ordinary classifier; Adam.
 
-    Each update draws ``tasks_per_step`` episodes from ``sampler`` (from the generator's state,
-    the draws MAML's meta-update makes) and minimises the cross-entropy of every support and query
-    image against its class among all the base classes; Adam. Batch norm sees each episode's
-    support set and query set as separate batches (:func:`episode_logits`).
+    ``batches="episodes"``: each update draws ``tasks_per_step`` episodes from ``sampler`` (from
+    the generator's state, the draws MAML's meta-update makes) and minimises the cross-entropy of
+    every support and query image against its class among all the base classes; batch norm sees
+    each episode's support set and query set as separate batches (:func:`episode_logits`).
+    ``batches="random"``: each update draws as many images as a meta-update sees (``tasks_per_step``
+    x N x (K + Q)) at random from all the base classes (:meth:`EpisodeSampler.sample_images`) and
+    normalises them as one batch: the classifier pretraining of Chen et al. 2019.
+    ``query_accuracy`` is the training accuracy on the query images, or on the random batch.
     """
     if model.head.out_features != sampler.classes:
         raise ValueError(f"the head has {model.head.out_features} outputs for {sampler.classes} classes")
@@ -175,17 +185,32 @@ def pretrain_classifier(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
 
+    def descend(logits: torch.Tensor, labels: torch.Tensor) -> float:
+        loss = F.cross_entropy(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    if batches == "random":
+        size = tasks_per_step * sampler.ways * (sampler.shots + sampler.queries)
+
+        def update_random(drawn: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+            images, labels = drawn[0].to(device), drawn[1].to(device)
+            logits = model(images)
+            loss = descend(logits, labels)
+            return {"loss": loss, "query_accuracy": (logits.argmax(-1) == labels).float().mean().item()}
+
+        return train_on_episodes(update_random, lambda: sampler.sample_images(size, generator), steps, on_progress)
+
     def update(drawn: tuple[TaskBatch, torch.Tensor]) -> dict[str, float]:
         batch, classes = drawn[0].to(device), drawn[1].to(device)
         support, query = episode_logits(model, batch.support_x, batch.query_x)
         logits = torch.cat([support.flatten(0, 1), query.flatten(0, 1)])
         labels = torch.cat([classes.gather(1, batch.support_y).flatten(), classes.gather(1, batch.query_y).flatten()])
-        loss = F.cross_entropy(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = descend(logits, labels)
         query_hits = query.argmax(-1) == classes.gather(1, batch.query_y)
-        return {"loss": loss.item(), "query_accuracy": query_hits.float().mean().item()}
+        return {"loss": loss, "query_accuracy": query_hits.float().mean().item()}
 
     return train_on_episodes(update, lambda: sampler.sample_with_classes(tasks_per_step, generator), steps, on_progress)
 
@@ -292,9 +317,11 @@ class Comparison:
     channels: int = 1
     size: int = 28
     rotate_classes: bool = False  # 90° rotations as extra training classes (Omniglot)
+    rotate_test_classes: bool = False  # and as extra validation and test classes (the paper's Omniglot protocol)
     meta_steps: int = 60000
     minutes: float | None = None  # wall-clock cap on meta-training
     pretrain_steps: int | None = None  # None: as many as MAML's meta-updates
+    pretrain_batches: PretrainBatches = "episodes"  # MAML's replayed episodes, or random batches of base images
     finetune_steps: int = 10
     proto_steps: int | None = None  # None: as many as MAML's meta-updates
     proto_train_ways: int | None = None  # None: the episodes' ways (Snell et al. found more ways help)
@@ -347,14 +374,14 @@ def compare(
     stream = generator.get_state()
     train = {key: base[key] for key in train_keys}
     sampler = EpisodeSampler(train, shape.ways, shape.shots, shape.queries, setup.rotate_classes)
-    test_sampler = EpisodeSampler(novel, shape.ways, shape.shots, shape.queries)
+    test_sampler = EpisodeSampler(novel, shape.ways, shape.shots, shape.queries, setup.rotate_test_classes)
     validation_sampler = EpisodeSampler(
-        {key: base[key] for key in validation_keys}, shape.ways, shape.shots, shape.queries
+        {key: base[key] for key in validation_keys}, shape.ways, shape.shots, shape.queries, setup.rotate_test_classes
     )
     tasks_per_step = setup.maml.meta_batch_size
 
     torch.manual_seed(setup.seed)
-    model = build_backbone(setup.backbone, shape.ways, setup.channels, setup.size).to(device)
+    model = build_backbone(setup.backbone, shape.ways, setup.channels, setup.size, setup.maml.bn_steps).to(device)
     maml = MAML(model, setup.maml)
     note(f"meta-training MAML on {sampler.classes} classes ({shape.ways}-way {shape.shots}-shot)")
     trained = meta_train_for(
@@ -371,9 +398,18 @@ def compare(
     torch.manual_seed(setup.seed + 1)
     classifier = build_backbone(setup.backbone, sampler.classes, setup.channels, setup.size).to(device)
     pretrain_steps = matched_steps(maml_updates, setup.pretrain_steps)
-    note(f"pretraining the baseline classifier on {sampler.classes} classes, {pretrain_steps} updates")
+    note(
+        f"pretraining the baseline classifier on {sampler.classes} classes, {pretrain_steps} updates "
+        f"on {setup.pretrain_batches} batches"
+    )
     pretrained = pretrain_classifier(
-        classifier, sampler, replay(stream), pretrain_steps, tasks_per_step, on_progress=on_progress
+        classifier,
+        sampler,
+        replay(stream),
+        pretrain_steps,
+        tasks_per_step,
+        on_progress=on_progress,
+        batches=setup.pretrain_batches,
     )
 
     proto_ways = setup.proto_train_ways or shape.ways
@@ -390,7 +426,7 @@ def compare(
     note(f"training the prototypical network on {proto_ways}-way episodes, {proto_steps} updates")
     proto_trained = train_protonet(protonet, proto_sampler, replay(stream), proto_steps, tasks_per_step, on_progress)
 
-    note(f"scoring on {setup.tasks} test episodes of {len(novel)} classes")
+    note(f"scoring on {setup.tasks} test episodes of {test_sampler.classes} classes")
     validation = draw_episodes(validation_sampler, setup.validation_tasks, setup.seed + 3)
     rate, rate_scores = choose_finetune_rate(
         classifier, setup.backbone, shape, setup.channels, setup.size, setup.finetune_steps, validation
@@ -406,30 +442,33 @@ def compare(
         "shots": shape.shots,
         "queries": shape.queries,
         "chance": round(1.0 / shape.ways, 4),
-        "classes": {"train": sampler.classes, "validation": len(validation_keys), "test": len(novel)},
+        "classes": {
+            "train": sampler.classes,
+            "validation": validation_sampler.classes,
+            "test": test_sampler.classes,
+        },
         "compute": {
             "matched_by": "gradient steps",
             "gradient_steps": {"maml": maml_updates, "finetune": pretrain_steps, "protonets": proto_steps},
             "episodes_per_step": tasks_per_step,
             "same_episodes_as_maml": {
-                "finetune": pretrain_steps <= maml_updates,
+                "finetune": setup.pretrain_batches == "episodes" and pretrain_steps <= maml_updates,
                 "protonets": proto_ways == shape.ways and proto_steps <= maml_updates,
             },
         },
         "batch_norm": "batch statistics of each episode's support set (adapting, prototypes) and query set "
-        "(classifying), in training and at test, for all three methods; no running averages",
+        "(classifying), in training and at test, for all three methods"
+        + ("" if setup.pretrain_batches == "episodes" else " (the baseline's pretraining: of each random batch)")
+        + "; no running averages",
         "maml": {
             **accuracy_report(maml_accuracy),
             **trained,
-            "inner_lr": setup.maml.inner_lr,
-            "inner_steps": setup.maml.inner_steps,
-            "test_inner_steps": setup.maml.test_inner_steps,
-            "meta_batch_size": setup.maml.meta_batch_size,
-            "first_order": setup.maml.first_order,
+            **asdict(setup.maml),
         },
         "finetune": {
             **accuracy_report(finetune_accuracy),
             **pretrained,
+            "pretrain_batches": setup.pretrain_batches,
             "lr": rate,
             "lr_validation_accuracy": rate_scores,
             "steps": setup.finetune_steps,

@@ -20,19 +20,29 @@ code. Batch-norm scales and shifts are meta-learned but not adapted in the inner
 the official code and MAML++ (the official author reports that adapting them made no difference
 on Omniglot or MiniImagenet, cbfinn/maml issue #43).
 
-**Inner-loss scaling, so the paper's step sizes mean the same thing.** The official code's
-classification loss (``utils.xent``) is the per-example softmax cross-entropy divided by K, the
-shots per class, and ``tf.gradients`` sums it over the N*K support examples: the inner loss is
-sum(CE) / K = N * mean(CE), not the mean. The paper's alpha = 0.4 (5-way Omniglot) and
-alpha = 0.1 (20-way) are both a step of 2.0 on the mean cross-entropy.
-``cross_entropy_scale="ways"`` (the default) reproduces that (the mean cross-entropy times N),
-so the paper's alpha values carry over unchanged; ``"mean"`` is the plain mean, which needs alpha
-multiplied by N for the same step. Regression uses the mean squared error over the support
-points, as the official ``utils.mse`` does (``tf.reduce_mean``), so the paper's sinusoid
-alpha = 0.01 carries over too. The same loss is used on the query set; the official meta-loss
-on the query set divides by K as well, which equals this one when there are as many query
-examples per class as shots (the official Omniglot setting) and differs by a constant factor
-otherwise, which Adam does not see.
+**Loss scale, so the paper's step sizes and clipping threshold mean the same thing.** The
+official classification loss (``utils.xent``) is every example's softmax cross-entropy divided by
+K, the shots per class, summed over the examples (``tf.gradients`` of the vector on the support
+set, ``tf.reduce_sum`` over the query sets of the meta-batch, divided by the number of tasks): on
+a support set of N*K examples that is N times the mean cross-entropy, on a query set of N*Q
+examples N*Q/K times the mean. ``cross_entropy_scale="shots"`` (the default) computes exactly that
+on both sets, so the paper's alpha = 0.4 (5-way Omniglot) and 0.1 (20-way), both a step of 2.0 on
+the mean, carry over, and the MiniImagenet meta-gradients that the official code clips to
+[-10, 10] (15 queries per class: 75/K times the mean cross-entropy per task) are the ones clipped
+here. ``"mean"`` is MAML++'s scale: the mean cross-entropy on both sets, averaged over the tasks,
+which needs alpha multiplied by N for the paper's step and is the scale MAML++ clamps at 10.
+Regression uses the mean squared error over the points, as the official ``utils.mse`` does
+(``tf.reduce_mean``), so the paper's sinusoid alpha = 0.01 carries over too.
+
+**Gradient clipping** (``grad_clip``) clamps every element of the network's meta-gradient to
+[-c, c] after the backward pass and before the meta-optimiser's step, as both official codes do
+(``tf.clip_by_value`` in cbfinn/maml, ``grad.clamp_`` in MAML++, on MiniImagenet only); as in
+MAML++, the learned inner learning rates are not clamped.
+
+**Derivative-order annealing** (MAML++ "DA"): the first ``first_order_until`` meta-updates are
+first order, the rest second order (``first_order`` makes all of them first order). MAML++ counts
+in epochs and is second order once ``epoch > first_order_to_second_order_epoch``, so its setting
+E is ``first_order_until = (E + 1) * iterations_per_epoch`` here.
 
 **MAML++ switches** (Antoniou, Edwards and Storkey, *How to train your MAML*, ICLR 2019), all off
 by default: the multi-step loss (a weighted sum of the query losses after every inner step,
@@ -59,7 +69,7 @@ from torch.func import functional_call, grad, vmap
 from fewgen_maml.backbones import NormMode, StatisticsSink, TaskBatchNorm
 from fewgen_maml.tasks import TaskBatch
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the query loss on the official scale, first_order_until
 # Fields a checkpoint may disagree on: they change how a model is evaluated, not what it learned.
 EVALUATION_FIELDS = frozenset({"test_inner_steps", "bn_eval_statistics"})
 
@@ -78,8 +88,9 @@ class MAMLConfig:
     meta_lr: float = 1e-3  # beta, the meta step size
     meta_optimizer: Literal["adam", "sgd"] = "adam"
     first_order: bool = False
-    cross_entropy_scale: Literal["ways", "mean"] = "ways"
-    grad_clip: float | None = None  # clip every meta-gradient element to [-c, c]; the official MiniImagenet uses 10
+    first_order_until: int = 0  # MAML++'s derivative-order annealing: this many first-order meta-updates first
+    cross_entropy_scale: Literal["shots", "mean"] = "shots"  # sum of cross-entropies / K (official), or the mean
+    grad_clip: float | None = None  # clamp every meta-gradient element to [-c, c]; the official MiniImagenet uses 10
     # MAML++
     multi_step_loss: bool = False
     multi_step_loss_anneal: int = 5000  # meta-updates until only the last step's loss counts (MAML++: 10 epochs of 500)
@@ -89,6 +100,11 @@ class MAMLConfig:
     cosine_meta_lr: bool = False
     cosine_steps: int = 0  # meta-updates over which the meta learning rate falls to min_meta_lr
     min_meta_lr: float = 1e-5
+
+    @property
+    def bn_steps(self) -> int:
+        """Sets of batch-norm weights the network needs: one per inner step and the query, or one."""
+        return self.inner_steps + 1 if self.per_step_bn else 1
 
     def __post_init__(self) -> None:
         problems = []
@@ -104,8 +120,10 @@ class MAMLConfig:
             problems.append(f"meta_lr must be positive, got {self.meta_lr}")
         if self.meta_optimizer not in ("adam", "sgd"):
             problems.append(f"meta_optimizer must be 'adam' or 'sgd', got {self.meta_optimizer!r}")
-        if self.cross_entropy_scale not in ("ways", "mean"):
-            problems.append(f"cross_entropy_scale must be 'ways' or 'mean', got {self.cross_entropy_scale!r}")
+        if self.first_order_until < 0:
+            problems.append(f"first_order_until must be at least 0, got {self.first_order_until}")
+        if self.cross_entropy_scale not in ("shots", "mean"):
+            problems.append(f"cross_entropy_scale must be 'shots' or 'mean', got {self.cross_entropy_scale!r}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             problems.append(f"grad_clip must be positive, got {self.grad_clip}")
         if self.multi_step_loss and self.multi_step_loss_anneal < 1:
@@ -188,7 +206,7 @@ class MAML:
         self.meta_steps = 0  # meta-updates done
 
     def _check_norm_layers(self) -> None:
-        wanted = self.config.inner_steps + 1 if self.config.per_step_bn else 1
+        wanted = self.config.bn_steps
         wrong = sorted({layer.steps for layer in self.norm_layers} - {wanted})
         if wrong:
             build = f"bn_steps={wanted} (inner_steps + 1)" if self.config.per_step_bn else "bn_steps=1"
@@ -213,11 +231,14 @@ class MAML:
     def _forward(self, params: Params, x: torch.Tensor, norm: NormMode) -> torch.Tensor:
         return functional_call(self.model, params, (x,), {"norm": norm})
 
-    def _loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _loss(self, output: torch.Tensor, target: torch.Tensor, support_size: int) -> torch.Tensor:
+        """The loss on one set of one task whose support set has ``support_size`` examples."""
         if self.config.loss == "mse":
             return F.mse_loss(output, target)
-        loss = F.cross_entropy(output, target)
-        return loss * output.shape[-1] if self.config.cross_entropy_scale == "ways" else loss
+        if self.config.cross_entropy_scale == "mean":
+            return F.cross_entropy(output, target)
+        # The sum over the set divided by K = support_size / N (balanced episodes, N = the head's outputs).
+        return F.cross_entropy(output, target, reduction="sum") * output.shape[-1] / support_size
 
     def _inner_lr(self, index: int, step: int) -> torch.Tensor | float:
         if self.inner_lrs is None:
@@ -238,7 +259,7 @@ class MAML:
 
         def support_loss(p: Params) -> tuple[torch.Tensor, tuple[torch.Tensor, StatisticsSink]]:
             norm = NormMode(step, use_running, [] if sink is not None else None)
-            loss = self._loss(self._forward(p, x, norm), y)
+            loss = self._loss(self._forward(p, x, norm), y, x.shape[0])
             return loss, (loss.detach(), norm.sink or [])
 
         grads, (loss, statistics) = grad(support_loss, has_aux=True)(params)
@@ -255,13 +276,14 @@ class MAML:
         params: Params,
         x: torch.Tensor,
         y: torch.Tensor,
+        support_size: int,
         step: int,
         use_running: bool,
         sink: StatisticsSink | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss and output on the query set with the parameters after ``step`` inner updates."""
         output = self._forward(params, x, NormMode(step, use_running, sink))
-        return self._loss(output, y), output
+        return self._loss(output, y, support_size), output
 
     def _accuracy(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (output.argmax(-1) == target).float().mean()
@@ -271,6 +293,10 @@ class MAML:
         if not config.multi_step_loss or self.meta_steps >= config.multi_step_loss_anneal:
             return None  # only the last step's query loss
         return multi_step_loss_weights(config.inner_steps, self.meta_steps / config.multi_step_loss_anneal)
+
+    def first_order_now(self) -> bool:
+        """Whether the next meta-update is first order (always with ``first_order``; during annealing)."""
+        return self.config.first_order or self.meta_steps < self.config.first_order_until
 
     def meta_step(self, batch: TaskBatch) -> dict[str, float]:
         """One meta-update on a batch of tasks; returns the batch's mean losses (and accuracy).
@@ -284,6 +310,7 @@ class MAML:
         steps = config.inner_steps
         weights = self._step_weights()
         collect = config.per_step_bn
+        first_order = self.first_order_now()
         initial = self.initial_params()
 
         def task(sx: torch.Tensor, sy: torch.Tensor, qx: torch.Tensor, qy: torch.Tensor) -> tuple[Any, ...]:
@@ -292,13 +319,14 @@ class MAML:
             objective = sx.new_zeros(())
             first_support_loss = sx.new_zeros(())
             for step in range(steps):
-                params, support_loss = self._inner_step(params, sx, sy, step, config.first_order, False, sink)
+                params, support_loss = self._inner_step(params, sx, sy, step, first_order, False, sink)
                 if step == 0:
                     first_support_loss = support_loss
                 if weights is not None and step < steps - 1:
-                    objective = objective + weights[step] * self._query(params, qx, qy, step + 1, False, None)[0]
+                    query = self._query(params, qx, qy, sx.shape[0], step + 1, False, None)
+                    objective = objective + weights[step] * query[0]
             final_sink: StatisticsSink | None = [] if collect else None
-            query_loss, output = self._query(params, qx, qy, steps, False, final_sink)
+            query_loss, output = self._query(params, qx, qy, sx.shape[0], steps, False, final_sink)
             objective = objective + (weights[-1] if weights is not None else 1.0) * query_loss
             if sink is not None and final_sink is not None:
                 sink[steps] = final_sink
@@ -315,7 +343,7 @@ class MAML:
         self.optimizer.zero_grad(set_to_none=True)
         objectives.mean().backward()
         if config.grad_clip is not None:
-            torch.nn.utils.clip_grad_value_(self.meta_parameters(), config.grad_clip)
+            torch.nn.utils.clip_grad_value_(self.model.parameters(), config.grad_clip)
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
@@ -356,7 +384,7 @@ class MAML:
             for step in range(steps + 1):
                 if step > 0:
                     params = self._inner_step(params, sx, sy, step - 1, True, use_running, None)[0]
-                loss, output = self._query(params, qx, qy, step, use_running, None)
+                loss, output = self._query(params, qx, qy, sx.shape[0], step, use_running, None)
                 losses.append(loss)
                 if self.config.loss == "cross_entropy":
                     accuracies.append(self._accuracy(output, qy))

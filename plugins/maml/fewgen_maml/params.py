@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from fewgen.api import Params, StepContext
 from fewgen.dataset import Dataset
@@ -54,6 +54,52 @@ class FewShotParams(Params):
     first_order: bool = Field(False, description="First-order MAML (no second derivatives; faster, a little worse).")
     meta_steps: int = Field(2000, ge=1, description="Meta-updates (the paper: 60000).")
     minutes: float | None = Field(None, gt=0, description="Wall-clock cap on meta-training; stops early when reached.")
+    meta_optimizer: Literal["adam", "sgd"] = Field("adam", description="The meta-optimiser (the paper: Adam).")
+    cross_entropy_scale: Literal["shots", "mean"] = Field(
+        "shots",
+        description="'shots': the official loss, each example's cross-entropy divided by K, summed over the set "
+        "(alpha and grad_clip as in the paper); 'mean': MAML++'s mean cross-entropy (alpha x N for the same step).",
+    )
+    grad_clip: float | None = Field(
+        None,
+        gt=0,
+        description="Clamp every meta-gradient element to [-c, c] before the meta-optimiser's step (the official "
+        "MiniImagenet and MAML++: 10); None: no clipping.",
+    )
+    first_order_until: int = Field(
+        0,
+        ge=0,
+        description="MAML++ derivative-order annealing: the first this-many meta-updates are first order, "
+        "the rest second order; 0: off.",
+    )
+    multi_step_loss: bool = Field(
+        False, description="MAML++ multi-step loss: the query losses after every inner step, weighted and annealed."
+    )
+    multi_step_loss_anneal: int = Field(
+        5000, ge=1, description="Meta-updates until only the last step's query loss counts (MAML++: 10 epochs)."
+    )
+    learn_inner_lr: bool = Field(
+        False, description="MAML++ LSLR: a learned inner learning rate per parameter tensor and inner step."
+    )
+    per_step_bn: bool = Field(
+        False, description="MAML++ per-step batch norm: a scale, shift and running statistics per inner step."
+    )
+    bn_eval_statistics: Literal["batch", "running"] = Field(
+        "batch",
+        description="Batch norm at test: each batch's own statistics (the paper) or the per-step running "
+        "averages (MAML++; needs per_step_bn).",
+    )
+    cosine_meta_lr: bool = Field(False, description="MAML++: cosine-anneal the meta learning rate to min_meta_lr.")
+    cosine_steps: int | None = Field(
+        None, ge=1, description="Meta-updates over which the cosine schedule falls; default: meta_steps."
+    )
+    min_meta_lr: float = Field(1e-5, ge=0, description="The cosine schedule's last meta learning rate.")
+
+    @model_validator(mode="after")
+    def _running_statistics_need_per_step_bn(self) -> FewShotParams:
+        if self.bn_eval_statistics == "running" and not self.per_step_bn:
+            raise ValueError("bn_eval_statistics 'running' needs per_step_bn: only per-step batch norm keeps them")
+        return self
 
     def load_classes(self, dataset: Dataset, ctx: StepContext) -> ClassSplit:
         """The dataset's examples in memory, split into base and novel classes; a bad split is a usage error."""
@@ -76,6 +122,7 @@ class FewShotParams(Params):
             raise UsageError(f"step {ctx.step!r}: {exc}") from None
 
     def maml_config(self) -> MAMLConfig:
+        """The MAML configuration these parameters ask for (every field that changes meta-training)."""
         from fewgen_maml.maml import MAMLConfig
 
         return MAMLConfig(
@@ -84,5 +131,17 @@ class FewShotParams(Params):
             test_inner_steps=self.test_inner_steps,
             meta_batch_size=self.meta_batch_size,
             meta_lr=self.meta_lr,
+            meta_optimizer=self.meta_optimizer,
             first_order=self.first_order,
+            first_order_until=self.first_order_until,
+            cross_entropy_scale=self.cross_entropy_scale,
+            grad_clip=self.grad_clip,
+            multi_step_loss=self.multi_step_loss,
+            multi_step_loss_anneal=self.multi_step_loss_anneal,
+            learn_inner_lr=self.learn_inner_lr,
+            per_step_bn=self.per_step_bn,
+            bn_eval_statistics=self.bn_eval_statistics,
+            cosine_meta_lr=self.cosine_meta_lr,
+            cosine_steps=self.cosine_steps if self.cosine_steps is not None else self.meta_steps,
+            min_meta_lr=self.min_meta_lr,
         )

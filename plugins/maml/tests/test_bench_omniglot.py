@@ -78,3 +78,55 @@ def test_missing_set_and_impossible_episodes_are_clean_errors(omniglot: Path) ->
     assert missing.exit_code != 0 and "no folder nope" in missing.output and "Traceback" not in missing.output
     too_many = bench(omniglot, "--way", "7")
     assert too_many.exit_code != 0 and "7-way" in too_many.output and "Traceback" not in too_many.output
+
+
+@pytest.fixture(scope="module")
+def full_omniglot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The full dataset's layout: images_background and images_evaluation, 16 characters in all."""
+    root = tmp_path_factory.mktemp("omniglot_full")
+    write_set(root / "images_background", alphabets=2, characters=5, drawers=4, seed=2)
+    write_set(root / "images_evaluation", alphabets=1, characters=6, drawers=4, seed=3)
+    return root
+
+
+def test_paper_protocol_pools_both_sets_and_rotates_every_class(full_omniglot: Path) -> None:
+    result = bench(full_omniglot, "--protocol", "paper", "--train-characters", "10")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["data"] == {
+        "root": str(full_omniglot),
+        "protocol": "paper",
+        "train_characters": 10,
+        "test_characters": 6,
+    }
+    # 10 training characters, 3 of them (1/12, at least the 3 ways) held out for the baseline's rate; every
+    # character at four rotations, test and validation included.
+    assert report["classes"] == {"train": 7 * 4, "validation": 3 * 4, "test": 6 * 4}
+    assert report["maml"]["accuracy"]["tasks"] == 5
+
+
+def test_paper_split_is_a_seeded_partition_of_both_sets(full_omniglot: Path) -> None:
+    from fewgen_maml.bench_omniglot import paper_split
+
+    train, test = paper_split(full_omniglot, 10, seed=0)
+    assert len(train) == 10 and len(test) == 6 and not set(train) & set(test)
+    assert {key.split("/")[0] for key in [*train, *test]} == {"images_background", "images_evaluation"}
+    assert len({*train, *test}) == 16
+    again, _ = paper_split(full_omniglot, 10, seed=0)
+    other, _ = paper_split(full_omniglot, 10, seed=1)
+    assert list(again) == list(train) and set(other) != set(train)
+
+
+def test_paper_protocol_needs_both_full_sets(omniglot: Path, full_omniglot: Path) -> None:
+    missing = bench(omniglot, "--protocol", "paper")
+    assert missing.exit_code != 0 and "images_background" in missing.output and "Traceback" not in missing.output
+    too_many = bench(full_omniglot, "--protocol", "paper")  # 1200 training characters of 16
+    assert too_many.exit_code != 0 and "none left to test" in too_many.output
+
+
+def test_random_batch_pretraining_is_an_option(omniglot: Path) -> None:
+    result = bench(omniglot, "--pretrain-batches", "random")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["finetune"]["pretrain_batches"] == "random" and report["finetune"]["updates"] == 2
+    assert report["compute"]["same_episodes_as_maml"]["finetune"] is False

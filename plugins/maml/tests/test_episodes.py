@@ -107,6 +107,21 @@ def test_rotated_classes_are_classes_of_their_own() -> None:
     assert turns_seen == {0, 1, 2, 3}
 
 
+@pytest.mark.parametrize("rotate", [False, True])
+def test_random_images_are_labelled_by_their_class_and_turn(rotate: bool) -> None:
+    sampler = EpisodeSampler(identifiable_images(), ways=3, shots=1, queries=1, rotate_classes=rotate)
+    images, labels = sampler.sample_images(400, torch.Generator().manual_seed(0))
+    assert images.shape == (400, 1, 5, 5) and images.dtype == torch.float32 and labels.shape == (400,)
+    assert int(labels.min()) >= 0 and int(labels.max()) < sampler.classes
+    for image, label in zip(images, labels, strict=True):
+        key, turns = sampler.class_of(int(label))
+        number = identify(torch.rot90(image, -turns, dims=(-2, -1)))  # undo the turn, read the marks
+        assert f"class{number[0]}" == key and 0 <= number[1] < PER_CLASS
+    assert len(set(labels.tolist())) == sampler.classes  # 400 draws reach every (rotated) class
+    again, same = sampler.sample_images(400, torch.Generator().manual_seed(0))
+    assert torch.equal(again, images) and torch.equal(same, labels)
+
+
 def test_float_images_are_kept_as_they_are() -> None:
     images = {c: torch.full((3, 1, 2, 2), float(c)) for c in range(3)}
     batch = EpisodeSampler(images, ways=3, shots=1, queries=2).sample(2, torch.Generator().manual_seed(0))

@@ -84,6 +84,27 @@ def test_baselines_take_mamls_gradient_steps_on_mamls_episodes() -> None:
         pretrain_classifier(network(6), samplers[1], replay(state), 1, 2)  # 6 classes x 4 rotations
 
 
+def test_random_batch_pretraining_sees_as_many_images_as_a_meta_update_in_one_batch() -> None:
+    # Chen et al. 2019's baseline: ordinary mini-batches over all base classes, batch norm over each.
+    sampler = EpisodeSampler(class_images(6), 3, 1, 2, rotate_classes=True)
+    classifier = network(sampler.classes)
+    batches: list[tuple[int, ...]] = []
+    classifier.register_forward_hook(lambda module, inputs, output: batches.append(tuple(inputs[0].shape)))
+    drawn: list[torch.Tensor] = []
+    original = sampler.sample_images
+
+    def recording(count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = original(count, generator)
+        drawn.append(labels)
+        return images, labels
+
+    sampler.sample_images = recording  # type: ignore[method-assign]
+    trained = pretrain_classifier(classifier, sampler, torch.Generator().manual_seed(0), 3, 4, batches="random")
+    assert trained["updates"] == 3
+    assert batches == [(4 * 3 * (1 + 2), 1, SIZE, SIZE)] * 3  # one forward pass over the whole random batch
+    assert len(drawn) == 3 and len(set(torch.cat(drawn).tolist())) > 3  # many classes in one batch, not 3
+
+
 def test_pretraining_normalises_each_episodes_support_and_query_sets_apart() -> None:
     model = network(5)
     batch = EpisodeSampler(class_images(5), 5, 1, 2).sample(3, torch.Generator().manual_seed(0))
@@ -97,8 +118,11 @@ def test_pretraining_normalises_each_episodes_support_and_query_sets_apart() -> 
         assert not torch.allclose(pooled, support, atol=1e-3)
 
 
-def by_hand(model: ConvNet, batch: TaskBatch, t: int, lr: float, steps: int, scale: float) -> torch.Tensor:
-    """One task adapted as the paper's code does: every pass normalised by its own batch (support, then query)."""
+def by_hand(
+    model: ConvNet, batch: TaskBatch, t: int, lr: float, steps: int, scale: float, query_scale: float
+) -> torch.Tensor:
+    """One task adapted as the paper's code does: every pass normalised by its own batch (support, then query);
+    ``scale`` and ``query_scale`` multiply the mean cross-entropy of the support and the query set."""
     norms = {id(p) for m in model.modules() if isinstance(m, TaskBatchNorm) for p in m.parameters()}
     params = {n: p.detach().clone().requires_grad_() for n, p in model.named_parameters() if id(p) not in norms}
     for _ in range(steps):
@@ -106,7 +130,7 @@ def by_hand(model: ConvNet, batch: TaskBatch, t: int, lr: float, steps: int, sca
         grads = torch.autograd.grad(loss, list(params.values()))
         params = {n: (p - lr * g).detach().requires_grad_() for (n, p), g in zip(params.items(), grads, strict=True)}
     with torch.no_grad():
-        return scale * F.cross_entropy(functional_call(model, params, (batch.query_x[t],)), batch.query_y[t])
+        return query_scale * F.cross_entropy(functional_call(model, params, (batch.query_x[t],)), batch.query_y[t])
 
 
 def test_fine_tuning_at_test_treats_batch_norm_as_maml_does() -> None:
@@ -116,13 +140,15 @@ def test_fine_tuning_at_test_treats_batch_norm_as_maml_does() -> None:
     tuner = finetuner(build_backbone("conv4", 12, 1, SIZE), "conv4", ways, 1, SIZE, lr=0.3, steps=steps)
     torch.manual_seed(2)
     maml = MAML(build_backbone("conv4", ways, 1, SIZE), MAMLConfig(inner_lr=0.1, test_inner_steps=steps))
-    for method, scale in ((tuner, 1.0), (maml, float(ways))):
+    # The baseline steps on the mean cross-entropy; MAML on the official sum / K: N on the support set of
+    # K = 1, N * Q / K = 2N on the query set of Q = 2.
+    for method, scale, query_scale in ((tuner, 1.0, 1.0), (maml, float(ways), 2.0 * ways)):
         assert method.config.bn_eval_statistics == "batch" and not method.config.per_step_bn
         layers = [m for m in method.model.modules() if isinstance(m, TaskBatchNorm)]
         assert layers and all(not layer.per_step and not hasattr(layer, "running_mean") for layer in layers)
         losses = method.evaluate(batch, steps)["query_loss"][:, -1]
         for t in range(batch.tasks):
-            expected = by_hand(method.model, batch, t, method.config.inner_lr, steps, scale)
+            expected = by_hand(method.model, batch, t, method.config.inner_lr, steps, scale, query_scale)
             assert losses[t].item() == pytest.approx(expected.item(), rel=1e-4, abs=1e-5)
 
 
@@ -178,6 +204,36 @@ def test_compare_reports_three_methods_and_three_verdicts(monkeypatch: pytest.Mo
     assert difference == pytest.approx(
         report["maml"]["accuracy"]["mean"] - report["protonets"]["accuracy"]["mean"], abs=1e-3
     )
+    assert report["finetune"]["pretrain_batches"] == "episodes"
     wider, _ = compare(base, novel, replace(setup, proto_train_ways=4, pretrain_steps=1))
     assert wider["protonets"]["train_ways"] == 4 and wider["compute"]["gradient_steps"]["finetune"] == 1
     assert wider["compute"]["same_episodes_as_maml"] == {"finetune": True, "protonets": False}
+    made.clear()
+    random, _ = compare(base, novel, replace(setup, pretrain_batches="random"))
+    assert len(made[0].seen) == 4  # MAML's and ProtoNets' episodes: the classifier drew random batches
+    assert random["finetune"]["pretrain_batches"] == "random" and random["finetune"]["updates"] == 2
+    assert random["compute"]["same_episodes_as_maml"]["finetune"] is False
+
+
+def test_compare_meta_trains_with_the_maml_plus_plus_switches() -> None:
+    config = MAMLConfig(
+        inner_lr=0.4,
+        inner_steps=2,
+        test_inner_steps=3,
+        meta_batch_size=2,
+        first_order_until=1,
+        grad_clip=10.0,
+        multi_step_loss=True,
+        multi_step_loss_anneal=4,
+        learn_inner_lr=True,
+        per_step_bn=True,
+        bn_eval_statistics="running",
+    )
+    setup = Comparison(
+        shape=Episodes(3, 1, 1), maml=config, size=SIZE, meta_steps=2, finetune_steps=1, tasks=4, validation_tasks=2
+    )
+    report, maml = compare(class_images(9, seed=0), class_images(4, seed=1), setup)
+    assert maml.config == config and maml.inner_lrs is not None
+    assert all(layer.steps == 3 for layer in maml.norm_layers)  # the network was built for per-step batch norm
+    assert report["maml"]["per_step_bn"] and report["maml"]["first_order_until"] == 1
+    assert report["maml"]["accuracy"]["tasks"] == 4

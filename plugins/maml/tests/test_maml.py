@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -54,9 +55,14 @@ def reference_meta_gradients(maml: MAML, batch: TaskBatch) -> list[torch.Tensor]
     def loss_fn(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if config.loss == "mse":
             return ((output - target) ** 2).mean()
-        return F.cross_entropy(output, target) * (output.shape[-1] if config.cross_entropy_scale == "ways" else 1)
+        if config.cross_entropy_scale == "mean":
+            return F.cross_entropy(output, target)
+        # The official utils.xent: each example's cross-entropy / K, summed over the set.
+        shots = batch.support_x.shape[1] / output.shape[-1]
+        return sum(F.cross_entropy(output[i : i + 1], target[i : i + 1]) / shots for i in range(len(target)))
 
     steps = config.inner_steps
+    first_order = maml.first_order_now()
     weights = maml._step_weights() or [0.0] * (steps - 1) + [1.0]
     total = torch.zeros(())
     for t in range(batch.tasks):
@@ -65,7 +71,7 @@ def reference_meta_gradients(maml: MAML, batch: TaskBatch) -> list[torch.Tensor]
         for step in range(steps):
             output = functional_call(model, fast, (batch.support_x[t],), {"norm": NormMode(step)})
             grads = torch.autograd.grad(
-                loss_fn(output, batch.support_y[t]), list(fast.values()), create_graph=not config.first_order
+                loss_fn(output, batch.support_y[t]), list(fast.values()), create_graph=not first_order
             )
             fast = {
                 name: value - (config.inner_lr if maml.inner_lrs is None else maml.inner_lrs[i, step]) * g
@@ -164,10 +170,10 @@ def test_first_order_gradient_is_the_query_gradient_at_the_adapted_parameters() 
         torch.testing.assert_close(a, e, atol=1e-6, rtol=1e-5)
 
 
-def test_ways_scaling_is_a_larger_step_on_the_mean_loss() -> None:
+def test_official_scaling_is_a_larger_step_on_the_mean_loss() -> None:
     # The official loss, sum over the support set / shots, is N x the mean: alpha on it equals N alpha on the mean.
     batch = image_batch(tasks=2)
-    official = MAML(tiny_convnet(), MAMLConfig(inner_lr=0.1, cross_entropy_scale="ways"))
+    official = MAML(tiny_convnet(), MAMLConfig(inner_lr=0.1, cross_entropy_scale="shots"))
     mean = MAML(tiny_convnet(), MAMLConfig(inner_lr=0.1 * WAYS, cross_entropy_scale="mean"))
     a = official.adapt(None, batch.support_x, batch.support_y, 2)
     b = mean.adapt(None, batch.support_x, batch.support_y, 2)
@@ -241,6 +247,72 @@ def test_cosine_meta_learning_rate_falls_to_its_minimum() -> None:
     assert maml.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
 
 
+def test_query_loss_is_the_official_sum_over_the_query_set_divided_by_shots() -> None:
+    # 1 shot, 3 queries per class: the official meta-loss is 3 x 3 / 1 = 9 times the mean cross-entropy.
+    batch = image_batch(tasks=2, shots=1, queries=3)
+    assert_same_gradients(MAML(tiny_convnet(), MAMLConfig(inner_lr=0.1, inner_steps=2)), batch)
+    maml = MAML(tiny_convnet(), MAMLConfig(inner_lr=0.1))
+    logits = maml.predict(
+        {name: p.detach()[None].expand(2, *p.shape) for name, p in maml.initial_params().items()}, batch.query_x, step=0
+    )
+    mean = torch.stack([F.cross_entropy(logits[t], batch.query_y[t]) for t in range(2)])
+    torch.testing.assert_close(maml.evaluate(batch, 0)["query_loss"][:, 0], 9 * mean)
+
+
+@pytest.mark.parametrize("scale", ["shots", "mean"])
+def test_gradient_clipping_clamps_the_meta_gradient_of_the_official_loss(scale: str) -> None:
+    # cbfinn/maml: tf.clip_by_value of the gradient of sum(CE / K) / tasks; MAML++: clamp_ of the gradient
+    # of the mean over tasks of the mean cross-entropy. Both clamp each element after the backward pass.
+    batch = image_batch(tasks=2, shots=1, queries=3)
+    config = MAMLConfig(inner_lr=0.1 if scale == "shots" else 0.1 * WAYS, cross_entropy_scale=scale)
+    unclipped = reference_meta_gradients(MAML(tiny_convnet(), config), batch)
+    threshold = torch.cat([g.abs().flatten() for g in unclipped]).median().item()
+    clipped = batched_meta_gradients(MAML(tiny_convnet(), replace(config, grad_clip=threshold)), batch)
+    for actual, expected in zip(clipped, unclipped, strict=True):
+        torch.testing.assert_close(actual, expected.clamp(-threshold, threshold), atol=1e-6, rtol=1e-4)
+    assert sum(int((g.abs() > threshold).sum()) for g in unclipped) > 0  # some elements were clipped
+
+
+def test_official_meta_gradient_is_queries_over_shots_times_ways_larger_than_maml_plus_plus() -> None:
+    # With the same inner steps (alpha x N on the mean), only the meta-loss scale differs: N Q / K = 9 here,
+    # which is why a clipping threshold of 10 means different things on the two scales.
+    batch = image_batch(tasks=2, shots=1, queries=3)
+    official = batched_meta_gradients(MAML(tiny_convnet(), MAMLConfig(inner_lr=0.1)), batch)
+    plus_plus = batched_meta_gradients(
+        MAML(tiny_convnet(), MAMLConfig(inner_lr=0.1 * WAYS, cross_entropy_scale="mean")), batch
+    )
+    for a, b in zip(official, plus_plus, strict=True):
+        torch.testing.assert_close(a, 9 * b, atol=1e-5, rtol=1e-4)
+
+
+def test_gradient_clipping_leaves_learned_inner_rates_alone() -> None:
+    # MAML++ clamps the classifier's parameters only, not its learned per-layer per-step learning rates.
+    config = MAMLConfig(inner_lr=0.1, inner_steps=2, learn_inner_lr=True, grad_clip=1e-6)
+    maml = MAML(tiny_convnet(), config)
+    batched_meta_gradients(maml, image_batch())
+    assert max(p.grad.abs().max().item() for p in maml.model.parameters()) <= 1e-6
+    assert maml.inner_lrs is not None and maml.inner_lrs.grad.abs().max().item() > 1e-5
+
+
+def test_derivative_order_annealing_is_first_order_then_second_order() -> None:
+    batch = sinusoid_batch()
+    base = MAMLConfig(loss="mse", inner_lr=0.1, inner_steps=2)
+    first = batched_meta_gradients(MAML(tiny_mlp(), replace(base, first_order=True)), batch)
+    second = batched_meta_gradients(MAML(tiny_mlp(), base), batch)
+    assert sum((s - f).abs().sum() for s, f in zip(second, first, strict=True)) > 1e-3
+    for done, expected in ((0, first), (1, first), (2, second), (5, second)):
+        annealed = MAML(tiny_mlp(), replace(base, first_order_until=2))
+        annealed.meta_steps = done
+        assert annealed.first_order_now() == (done < 2)
+        for a, e in zip(batched_meta_gradients(annealed, batch), expected, strict=True):
+            torch.testing.assert_close(a, e, atol=1e-6, rtol=1e-5)
+    annealed = MAML(tiny_mlp(), replace(base, first_order_until=2))
+    for _ in range(2):
+        annealed.meta_step(batch)
+    assert not annealed.first_order_now()  # switched after two real meta-updates
+    assert MAML(tiny_mlp(), replace(base, first_order=True)).first_order_now()
+
+
 def test_gradient_clipping_bounds_every_element() -> None:
     maml = MAML(tiny_mlp(), MAMLConfig(loss="mse", inner_lr=0.1, grad_clip=1e-3))
     gradients = batched_meta_gradients(maml, sinusoid_batch())
@@ -311,6 +383,7 @@ def test_meta_training_on_sinusoids_makes_one_step_of_adaptation_useful() -> Non
         ({"cosine_meta_lr": True}, "cosine_steps"),
         ({"grad_clip": 0.0}, "grad_clip"),
         ({"cross_entropy_scale": "sum"}, "cross_entropy_scale"),
+        ({"first_order_until": -1}, "first_order_until"),
     ],
 )
 def test_bad_configurations_are_refused(changes: dict[str, object], message: str) -> None:

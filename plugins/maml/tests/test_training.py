@@ -94,3 +94,18 @@ def test_a_checkpoint_of_another_configuration_is_refused(tmp_path: Path) -> Non
         replace(CONFIG, test_inner_steps=10, bn_eval_statistics="running"),
     )
     evaluating.load_checkpoint(checkpoint)
+
+
+def test_new_fields_and_the_old_loss_scale_are_part_of_the_checkpoints_identity(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "maml.pt"
+    build(0).save_checkpoint(checkpoint)
+    torch.manual_seed(0)
+    annealed = MAML(ConvNet(1, 3, image_size=6, channels=3, blocks=2, bn_steps=3), replace(CONFIG, first_order_until=5))
+    with pytest.raises(ValueError, match=r"first_order_until: 0 saved, 5 now"):
+        annealed.load_checkpoint(checkpoint)
+    # Format 1 had the query loss on another scale (N x the mean, whatever Q and K): not resumed.
+    payload = torch.load(checkpoint, weights_only=True)
+    payload["maml"]["format"] = 1
+    torch.save(payload, checkpoint)
+    with pytest.raises(ValueError, match="format 1"):
+        build(0).load_checkpoint(checkpoint)
