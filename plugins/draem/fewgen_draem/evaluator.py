@@ -60,7 +60,10 @@ class AnomalyParams(Params):
     normal_share: float = Field(0.5, ge=0, le=1, description="Share of training images left without an anomaly.")
     beta_max: float = Field(0.8, ge=0, le=1, description="Anomaly opacity beta is uniform in [0, beta_max).")
     rotate_normal: float = Field(
-        0.0, ge=0, le=1, description="Probability of turning a good training image by -90..90 degrees first."
+        0.3,
+        ge=0,
+        le=1,
+        description="Probability of turning a good training image by -90..90 degrees first (the official 0.3).",
     )
     train_split: str = Field("train", description="Split whose good images train the detector.")
     test_split: str = Field("test", description="Split the detector is tested on (good and defective images).")
@@ -111,10 +114,13 @@ class AnomalyEvaluator(Evaluator):
 
         from fewgen_draem import comparison, metrics, report
         from fewgen_draem.statistical import StatisticalBaseline
-        from fewgen_draem.training import DraemTrainer, TrainingConfig, save_model
+        from fewgen_draem.training import CheckpointMismatch, DraemTrainer, TrainingConfig, save_model
 
         params: AnomalyParams = self.params  # type: ignore[assignment]
         train, test = self.select(dataset)
+        # Masks first: a test split without any pixel ground truth is an error before, not after, training.
+        masks, has_truth = load_masks(test, params.size, params.good_label, ctx)
+        require_pixel_truth(has_truth)
         ctx.seed_torch()
         ctx.note(f"loading {len(train)} good training images at {params.size}x{params.size}")
         train_images, train_kept = load_images(train, params.size, ctx)
@@ -144,7 +150,10 @@ class AnomalyEvaluator(Evaluator):
             f"training DRAEM ({params.preset}) on {len(train_kept)} images for {' or '.join(e for e in ends if e)}"
         )
         with TrainingBar(ctx) as bar:
-            summary = trainer.fit(train_images, textures, checkpoint, on_step=bar.update)
+            try:
+                summary = trainer.fit(train_images, textures, checkpoint, on_step=bar.update)
+            except CheckpointMismatch as exc:
+                raise UsageError(f"anomaly: {exc}") from None
         save_model(trainer.model, ctx.work_dir / "model.pt", config)
         baseline = StatisticalBaseline(params.baseline).fit(train_images)
         del train_images
@@ -153,7 +162,10 @@ class AnomalyEvaluator(Evaluator):
         test_images, test_kept = load_images(test, params.size, ctx)
         if not test_kept:
             raise UsageError(f"anomaly: none of the {len(test)} test images could be read")
-        masks, has_truth = load_masks(test_kept, params.size, params.good_label, ctx)
+        readable = {id(sample) for sample in test_kept}
+        rows = [index for index, sample in enumerate(test) if id(sample) in readable]
+        masks, has_truth = masks[rows], has_truth[rows]
+        require_pixel_truth(has_truth)
         maps, scores = trainer.predict(test_images)
         baseline_maps, baseline_scores = baseline.predict(test_images, trainer.model.score_pool)
         labels = [sample.label or params.good_label for sample in test_kept]
@@ -383,6 +395,16 @@ def load_masks(samples: list[Sample], size: int, good_label: str, ctx: StepConte
         masks[index] = np.asarray(resized) > 0
         has_truth[index] = True
     return masks, has_truth
+
+
+def require_pixel_truth(has_truth: np.ndarray) -> None:
+    """Pixel metrics need at least one test image with pixel ground truth; without one, a one-line error."""
+    if not has_truth.any():
+        raise UsageError(
+            f"anomaly: none of the {len(has_truth)} test images has pixel ground truth (a good image without a "
+            "marked mask, or a defective one with a readable mask the size of its image); the run's issues list "
+            "the masks left out"
+        )
 
 
 def _good_mask_is_empty(sample: Sample, ctx: StepContext) -> bool:

@@ -50,7 +50,11 @@ class DraemParams(Params):
         0.8, ge=0.0, le=1.0, description="Inside the mask the image keeps an opacity beta uniform in [0, beta_max)."
     )
     rotate_normal: float = Field(
-        0.0, ge=0.0, le=1.0, description="Probability of rotating the good image by -90..90 degrees first."
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="Probability of rotating the good image by -90..90 degrees first (the official 0.3; 0 keeps "
+        "every copy in its parent's pose).",
     )
     size: tuple[int, int] | None = Field(
         None, description="[width, height] (or one number for a square) the images are resized to; default: keep."

@@ -16,6 +16,7 @@ This module knows nothing of fewgen's datasets: it takes tensors.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -34,6 +35,10 @@ from fewgen_draem.synthesis import AnomalySynthesizer
 CHECKPOINT_FORMAT = 1
 
 
+class CheckpointMismatch(ValueError):
+    """A checkpoint that cannot be resumed with these settings, textures or seed."""
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     preset: str = "small"
@@ -46,7 +51,7 @@ class TrainingConfig:
     lr_decay: float = 0.2
     normal_share: float = 0.5
     beta_max: float = 0.8
-    rotate_normal: float = 0.0
+    rotate_normal: float = 0.3  # the official MVTec loader turns a good image with probability 0.3
     # oneDNN's convolutions are markedly faster on channels-last tensors on x86 CPUs.
     channels_last: bool = True
     checkpoint_minutes: float = 2.0
@@ -59,7 +64,17 @@ class TrainingConfig:
 
     def identity(self) -> dict[str, object]:
         """What must match for a checkpoint to be resumed (a changed budget may resume; a changed model may not)."""
-        keep = ("preset", "size", "batch_size", "lr", "milestones", "lr_decay", "normal_share", "beta_max")
+        keep = (
+            "preset",
+            "size",
+            "batch_size",
+            "lr",
+            "milestones",
+            "lr_decay",
+            "normal_share",
+            "beta_max",
+            "rotate_normal",
+        )
         return {key: getattr(self, key) for key in keep} | {"milestones": list(self.milestones)}
 
 
@@ -126,7 +141,8 @@ class DraemTrainer:
         """Train on ``images`` (N, 3, S, S) uint8 (or float in [0, 1]) at the config's size.
 
         ``textures`` (T, 3, S, S), same dtype rules, are the anomaly sources; None means Perlin-noise colours.
-        With ``checkpoint`` the state is saved there periodically and training resumes from it if it exists.
+        With ``checkpoint`` the state is saved there periodically and training resumes from it if it exists
+        and was made with the same settings, seed and textures (:func:`texture_fingerprint`).
         """
         config = self.config
         count = images.shape[0]
@@ -134,8 +150,9 @@ class DraemTrainer:
             raise ValueError(f"DRAEM needs at least 2 training images (batch norm), got {count}")
         if tuple(images.shape[1:]) != (3, config.size, config.size):
             raise ValueError(f"training images must be (N, 3, {config.size}, {config.size}), got {tuple(images.shape)}")
+        sources = texture_fingerprint(textures)
         if checkpoint is not None and checkpoint.is_file():
-            self.load_checkpoint(checkpoint)
+            self.load_checkpoint(checkpoint, sources)
         batches_per_epoch = math.ceil(count / config.batch_size)
         total_steps = config.epochs * batches_per_epoch if config.epochs is not None else None
         budget = config.minutes * 60 if config.minutes is not None else None
@@ -172,10 +189,10 @@ class DraemTrainer:
             if on_step is not None:
                 on_step(state.step, min(self._progress(total_steps, budget), 1.0), losses)
             if checkpoint is not None and time.perf_counter() - last_save > config.checkpoint_minutes * 60:
-                self.save_checkpoint(checkpoint)
+                self.save_checkpoint(checkpoint, sources)
                 last_save = time.perf_counter()
         if checkpoint is not None:
-            self.save_checkpoint(checkpoint)
+            self.save_checkpoint(checkpoint, sources)
         session_seconds = time.perf_counter() - session_start
         return TrainingSummary(
             steps=state.step,
@@ -235,12 +252,14 @@ class DraemTrainer:
 
     # --- checkpoints -------------------------------------------------------------------
 
-    def save_checkpoint(self, path: Path) -> None:
+    def save_checkpoint(self, path: Path, textures: str | None = None) -> None:
+        """``textures`` is the :func:`texture_fingerprint` of the anomaly sources trained with."""
         state = self.state
         payload = {
             "format": CHECKPOINT_FORMAT,
             "config": json.dumps(self.config.identity()),
             "seed": self.seed,
+            "textures": textures,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
@@ -256,13 +275,22 @@ class DraemTrainer:
         torch.save(payload, partial)
         os.replace(partial, path)  # a crash while saving never leaves a truncated checkpoint behind
 
-    def load_checkpoint(self, path: Path) -> None:
+    def load_checkpoint(self, path: Path, textures: str | None = None) -> None:
+        """Resume from ``path``, made with this config, seed and ``textures`` (a :func:`texture_fingerprint`)."""
         payload = torch.load(path, map_location=self.device, weights_only=True)
         if payload.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path}: checkpoint format {payload.get('format')} is not {CHECKPOINT_FORMAT}")
+            raise CheckpointMismatch(f"{path}: checkpoint format {payload.get('format')} is not {CHECKPOINT_FORMAT}")
         saved = json.loads(payload["config"])
         if saved != json.loads(json.dumps(self.config.identity())) or payload["seed"] != self.seed:
-            raise ValueError(f"{path}: checkpoint was made with other settings ({saved}, seed {payload['seed']})")
+            raise CheckpointMismatch(
+                f"{path}: checkpoint was made with other settings ({saved}, seed {payload['seed']}); "
+                "delete it to train afresh"
+            )
+        if payload.get("textures") != textures:
+            raise CheckpointMismatch(
+                f"{path}: checkpoint was trained with other anomaly sources (textures {payload.get('textures')}, "
+                f"now {textures}); delete it to train afresh"
+            )
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.generator.set_state(payload["generator"].cpu())
@@ -312,6 +340,19 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[Draem, T
     model = Draem.from_preset(config.preset)
     model.load_state_dict(payload["model"])
     return model.to(device), config
+
+
+def texture_fingerprint(textures: torch.Tensor | None) -> str | None:
+    """SHA-256 of the anomaly sources as trained with (shape, dtype, order and pixels); None without textures.
+
+    Hashing the loaded tensor covers what a file list would (which files, in which order, their
+    contents) and also the resize, at the cost of one pass over memory already read.
+    """
+    if textures is None:
+        return None
+    digest = hashlib.sha256(f"{tuple(textures.shape)} {textures.dtype}".encode())
+    digest.update(textures.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def as_float(images: torch.Tensor) -> torch.Tensor:

@@ -122,6 +122,23 @@ def test_mask_of_the_wrong_size_is_reported_and_the_image_keeps_its_label(tmp_pa
     assert any("mask is 12x10" in issue.reason for issue in ctx.issues)
 
 
+@pytest.mark.parametrize("masks", ["of the wrong size", "missing"])
+def test_a_test_split_without_pixel_ground_truth_is_a_one_line_error_before_training(
+    tmp_path: Path, masks: str
+) -> None:
+    dataset = make_dataset(tmp_path / "data", good_test=0)  # the test split: two defects only
+    defects = [s for s in dataset if s.label == "blob"]
+    if masks == "missing":
+        dataset = dataset.with_samples(s.derive(mask=None) if s.label == "blob" else s for s in dataset)
+    else:
+        for sample in defects:
+            save_image(np.full((10, 12), 255, np.uint8), sample.mask)
+    with pytest.raises(UsageError, match="none of the 2 test images has pixel ground truth") as error:
+        evaluate(dataset, tmp_path)
+    assert "\n" not in str(error.value)
+    assert not list(tmp_path.rglob("*.pt"))  # refused before training, not after it
+
+
 def test_mixed_grey_and_colour_images_are_handled(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "data")
     grey = load_rgb(dataset.samples[1].image)[..., 0]
@@ -144,6 +161,17 @@ def test_params_are_checked() -> None:
         AnomalyParams.model_validate({"epochs": None})
     with pytest.raises(ValueError, match="must differ"):
         AnomalyParams.model_validate({"test_split": "train"})
+
+
+def test_changed_textures_under_the_same_path_refuse_the_checkpoint_in_one_line(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "data")
+    textures = tmp_path / "textures"
+    save_image(np.full((16, 16, 3), 40, np.uint8), textures / "dark.png")
+    evaluate(dataset, tmp_path, textures=str(textures))  # leaves its checkpoint in the step's scratch folder
+    save_image(np.full((16, 16, 3), 220, np.uint8), textures / "dark.png")
+    with pytest.raises(UsageError, match=r"other anomaly sources.*delete it to train afresh") as error:
+        evaluate(dataset, tmp_path, textures=str(textures))
+    assert "\n" not in str(error.value)
 
 
 def test_missing_textures_folder_is_a_usage_error(tmp_path: Path) -> None:

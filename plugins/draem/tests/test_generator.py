@@ -71,7 +71,8 @@ def contents(samples: list[Sample]) -> list[bytes]:
 
 def test_copies_of_good_images_with_masks_aligned_to_the_changed_pixels(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "data")
-    new, ctx = run(dataset, tmp_path / "w", copies=3, batch_size=4, min_box_area=1)
+    # Unturned good images (rotate_normal 0), so outside the mask every pixel is the parent's.
+    new, ctx = run(dataset, tmp_path / "w", copies=3, batch_size=4, min_box_area=1, rotate_normal=0.0)
 
     assert ctx.issues == []
     parents = {s.id: s for s in dataset}
@@ -210,13 +211,22 @@ def test_labels_choose_the_inputs_and_fraction_the_share(tmp_path: Path) -> None
 
 def test_normal_share_makes_normal_copies(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "data")
-    new, _ = run(dataset, tmp_path / "w", normal_share=1.0, copies=2)
+    new, _ = run(dataset, tmp_path / "w", normal_share=1.0, rotate_normal=0.0, copies=2)
     parents = {s.id: s for s in dataset}
     for sample in new:
         parent = parents[sample.provenance.parent]
         assert not load_mask(sample.mask).any() and sample.boxes == ()
         assert sample.label == parent.label
         assert np.array_equal(load_rgb(sample.image), load_rgb(parent.image))
+
+
+def test_by_default_about_30_percent_of_the_good_images_are_turned_first(tmp_path: Path) -> None:
+    assert DraemParams().rotate_normal == 0.3  # the official loader: torch.rand(1) > 0.7
+    dataset = make_dataset(tmp_path / "data")
+    new, _ = run(dataset, tmp_path / "w", normal_share=1.0, copies=20)
+    parents = {s.id: s for s in dataset}
+    turned = [not np.array_equal(load_rgb(s.image), load_rgb(parents[s.provenance.parent].image)) for s in new]
+    assert 0.1 < np.mean(turned) < 0.5  # 60 copies, each turned with probability 0.3
 
 
 def test_size_resizes_and_grayscale_inputs_come_out_rgb(tmp_path: Path) -> None:

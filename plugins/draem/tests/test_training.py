@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from fewgen_draem.training import DraemTrainer, TrainingConfig, load_model, save_model, stack_images
+from fewgen_draem.training import (
+    CheckpointMismatch,
+    DraemTrainer,
+    TrainingConfig,
+    load_model,
+    save_model,
+    stack_images,
+    texture_fingerprint,
+)
 
 CONFIG = TrainingConfig(preset="tiny", size=32, batch_size=2, epochs=2, checkpoint_minutes=0.0)
 
@@ -60,6 +68,30 @@ def test_checkpoint_of_other_settings_is_refused(tmp_path: Path) -> None:
     DraemTrainer(replace(CONFIG, epochs=1), seed=0).fit(good_images(), checkpoint=checkpoint)
     with pytest.raises(ValueError, match="other settings"):
         DraemTrainer(replace(CONFIG, preset="small"), seed=0).fit(good_images(), checkpoint=checkpoint)
+
+
+def test_rotate_normal_is_the_official_0_3_and_part_of_the_checkpoint_identity(tmp_path: Path) -> None:
+    assert TrainingConfig().rotate_normal == 0.3  # the official loader: torch.rand(1) > 0.7
+    checkpoint = tmp_path / "draem.pt"
+    DraemTrainer(replace(CONFIG, epochs=1), seed=0).fit(good_images(), checkpoint=checkpoint)
+    with pytest.raises(CheckpointMismatch, match="other settings"):
+        DraemTrainer(replace(CONFIG, rotate_normal=0.0), seed=0).fit(good_images(), checkpoint=checkpoint)
+
+
+def test_a_checkpoint_resumes_only_with_the_textures_it_was_trained_with(tmp_path: Path) -> None:
+    textures = good_images(3)
+    other = textures.clone()
+    other[1, 0, 0, 0] ^= 1  # one pixel of one texture
+    assert texture_fingerprint(None) is None
+    assert texture_fingerprint(textures) == texture_fingerprint(textures.clone())
+    assert len({texture_fingerprint(t) for t in (textures, other, textures[[1, 0, 2]], textures[:2])}) == 4
+    checkpoint = tmp_path / "draem.pt"
+    DraemTrainer(replace(CONFIG, epochs=1), seed=0).fit(good_images(), textures, checkpoint=checkpoint)
+    for changed in (other, None):
+        with pytest.raises(CheckpointMismatch, match="other anomaly sources"):
+            DraemTrainer(CONFIG, seed=0).fit(good_images(), changed, checkpoint=checkpoint)
+    summary = DraemTrainer(CONFIG, seed=0).fit(good_images(), textures.clone(), checkpoint=checkpoint)
+    assert summary.resumed_from_step == 2 and summary.steps == 4
 
 
 def test_checkpoints_load_with_weights_only(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,13 @@ def _save_grid(path: Path, sources: Any, translated: Any, baseline: Any, rows: i
 @click.option("--minutes", type=float, default=5.0, show_default=True, help="Training wall-clock budget.")
 @click.option("--iterations", type=int, default=1_000_000, show_default=True, help="Upper bound on iterations.")
 @click.option("--batch", type=int, default=1, show_default=True, help="Images per domain per iteration.")
+@click.option(
+    "--cycle-weight",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Weight of the explicit cycle loss (the munit step's cycle_weight; 10 in the official scene configs).",
+)
 @click.option("--styles", type=int, default=4, show_default=True, help="Styles (outputs) per held-out image.")
 @click.option("--held-out", type=float, default=0.2, show_default=True, help="Share of each domain held out.")
 @click.option("--baseline", default="night", show_default=True, help="The augment preset measured beside MUNIT.")
@@ -137,6 +145,7 @@ def munit_bench(
     minutes: float,
     iterations: int,
     batch: int,
+    cycle_weight: float,
     styles: int,
     held_out: float,
     baseline: str,
@@ -155,7 +164,7 @@ def munit_bench(
     from fewgen_munit.data import at_working_scale, centre_crop, image_files, random_crops, resize, restore_detail
     from fewgen_munit.metrics import ClassifierConfig, target_probability, train_domain_classifier
     from fewgen_munit.model import PRESETS, min_side
-    from fewgen_munit.training import MunitTrainer
+    from fewgen_munit.training import WEIGHTS, MunitTrainer
 
     if threads:
         torch.set_num_threads(threads)
@@ -192,7 +201,7 @@ def munit_bench(
         as_json,
     )
 
-    trainer = MunitTrainer(preset, seed=seed)
+    trainer = MunitTrainer(preset, seed=seed, weights=replace(WEIGHTS, recon_x_cyc=cycle_weight))
     workdir = out or Path(tempfile.mkdtemp(prefix="fewgen-munit-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -260,6 +269,7 @@ def munit_bench(
         "preset": preset,
         "size": size,
         "batch": batch,
+        "cycle_weight": cycle_weight,
         "styles": styles,
         "seed": seed,
         "threads": torch.get_num_threads(),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from fewgen_munit.training import MunitTrainer
 
 CHECKPOINT_EVERY = 250
+# fewgen_munit.losses.CYCLE_WEIGHT, written out: importing that module would import torch before the step runs.
+CYCLE_WEIGHT = 10.0
 
 
 class MunitParams(Params):
@@ -51,6 +54,12 @@ class MunitParams(Params):
         None, gt=0, description="Stop training after this many minutes even if iterations remain (not reproducible)."
     )
     batch_size: int = Field(1, ge=1, le=64, description="Images of each domain per iteration (the paper's is 1).")
+    cycle_weight: float = Field(
+        CYCLE_WEIGHT,
+        ge=0.0,
+        description="Weight of the explicit cycle loss x -> translated -> back (official recon_x_cyc_w): 10 in the "
+        "official street and landscape configs (synthia2cityscape, summer2winter), 0 in the edges2* ones and off.",
+    )
     fraction: float = Field(1.0, ge=0.0, le=1.0, description="Share of the source-domain samples translated.")
     styles: int = Field(1, ge=1, le=32, description="Copies per chosen sample, each with its own random style.")
     style_image: Path | None = Field(
@@ -121,7 +130,7 @@ class MunitGenerator(Generator):
         import torch
 
         from fewgen_munit.model import PRESETS, min_side
-        from fewgen_munit.training import MunitTrainer
+        from fewgen_munit.training import WEIGHTS, MunitTrainer
 
         p = self.settings
         if p.size < min_side(PRESETS[p.preset]):
@@ -130,7 +139,8 @@ class MunitGenerator(Generator):
         sources = self.load_images([s.image for s in dataset if self.is_source(s)], ctx, "source")
         targets = self.load_images(self.target_files(dataset, ctx), ctx, "target")
         ctx.note(f"training MUNIT ({p.preset}) on {len(sources)} source and {len(targets)} {p.target_domain} images")
-        self.trainer = MunitTrainer(p.preset, device=ctx.device, seed=ctx.seed)
+        weights = replace(WEIGHTS, recon_x_cyc=p.cycle_weight)
+        self.trainer = MunitTrainer(p.preset, device=ctx.device, seed=ctx.seed, weights=weights)
         summary = self.train(self.trainer, sources, targets, ctx)
         if summary["resumed_from"] is not None:
             ctx.note(f"resumed training from iteration {summary['resumed_from']}")

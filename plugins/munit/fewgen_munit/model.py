@@ -14,9 +14,9 @@ drawn from N(0, I). Every domain also has a multi-scale LSGAN discriminator
   generator, LeakyReLU(0.2) in the discriminator;
 * **content encoder**: 7x7 conv (stride 1) + instance norm + ReLU, ``n_downsample`` 4x4
   stride-2 convs doubling the channels (each + instance norm + ReLU), ``n_res`` residual
-  blocks with instance norm. The instance norm has no affine parameters but tracks running
-  statistics (``track_running_stats=True``), so in ``eval()`` mode it normalises with those
-  running averages instead of each image's own statistics; see :class:`GenConfig`;
+  blocks with instance norm. The instance norm has no affine parameters and keeps no running
+  statistics: every image is normalised with its own, in training and in ``eval()`` mode alike
+  (the official ``Conv2dBlock`` since July 2018, when ``track_running_stats=True`` was dropped);
 * **style encoder**: 7x7 conv, two 4x4 stride-2 convs doubling the channels, two more
   keeping them (4 downsamplings), all with ReLU and *no* normalisation, global average
   pooling, 1x1 conv to ``style_dim``: a (B, style_dim, 1, 1) code;
@@ -61,9 +61,6 @@ class GenConfig:
     n_res: int = 4  # residual blocks in the content encoder and in the decoder
     style_downsample: int = 4  # the official AdaINGen hard-codes 4
     channels: int = 3
-    # The official content encoder's InstanceNorm2d(track_running_stats=True): in eval() mode
-    # it normalises with running averages. False: always each image's own statistics.
-    track_running_stats: bool = True
 
     @property
     def content_dim(self) -> int:
@@ -206,18 +203,19 @@ def conv_block(
     return nn.Sequential(*layers)
 
 
-def instance_norm(channels: int, track_running_stats: bool = True) -> nn.InstanceNorm2d:
-    return nn.InstanceNorm2d(channels, affine=False, track_running_stats=track_running_stats)
+def instance_norm(channels: int) -> nn.InstanceNorm2d:
+    """Each image normalised by its own statistics, in training and in eval mode: no affine, no running averages."""
+    return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
 
 
 class ResBlock(nn.Module):
-    """x + conv3x3-norm-ReLU-conv3x3-norm(x); ``norm`` makes a fresh normalisation layer."""
+    """x + conv3x3-norm-ReLU-conv3x3-norm(x); ``norm(channels)`` makes a fresh normalisation layer."""
 
-    def __init__(self, channels: int, norm: type[nn.Module] | None = None, **norm_options: bool) -> None:
+    def __init__(self, channels: int, norm: type[nn.Module] | None = None) -> None:
         super().__init__()
 
         def make_norm() -> nn.Module:
-            return (norm or nn.InstanceNorm2d)(channels, **norm_options)
+            return norm(channels) if norm is not None else instance_norm(channels)
 
         self.body = nn.Sequential(
             conv_block(channels, channels, 3, 1, 1, make_norm(), nn.ReLU(inplace=True)),
@@ -237,17 +235,12 @@ class ContentEncoder(nn.Module):
 
     def __init__(self, config: GenConfig = GenConfig()) -> None:
         super().__init__()
-        track = config.track_running_stats
         dim = config.dim
-        layers: list[nn.Module] = [
-            conv_block(config.channels, dim, 7, 1, 3, instance_norm(dim, track), nn.ReLU(inplace=True))
-        ]
+        layers: list[nn.Module] = [conv_block(config.channels, dim, 7, 1, 3, instance_norm(dim), nn.ReLU(inplace=True))]
         for _ in range(config.n_downsample):
-            layers.append(conv_block(dim, 2 * dim, 4, 2, 1, instance_norm(2 * dim, track), nn.ReLU(inplace=True)))
+            layers.append(conv_block(dim, 2 * dim, 4, 2, 1, instance_norm(2 * dim), nn.ReLU(inplace=True)))
             dim *= 2
-        layers += [
-            ResBlock(dim, nn.InstanceNorm2d, affine=False, track_running_stats=track) for _ in range(config.n_res)
-        ]
+        layers += [ResBlock(dim) for _ in range(config.n_res)]
         self.model = nn.Sequential(*layers)
         self.output_dim = dim
 

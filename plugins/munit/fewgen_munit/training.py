@@ -14,7 +14,7 @@ One iteration (``train.py`` / ``trainer.py`` of github.com/NVlabs/MUNIT):
 3. **Learning rate.** Step both step-decay schedulers (halve every 100k iterations).
 
 Randomness (the batches and the prior styles) comes from one ``torch.Generator`` held by the
-trainer. Checkpoints hold the weights and buffers, both optimisers, both schedulers, the
+trainer. Checkpoints hold the weights, both optimisers, both schedulers, the
 iteration count and that generator's state; they are written atomically and loaded with
 ``weights_only=True``, so an interrupted run resumes exactly where it stopped. This module
 knows nothing of fewgen's datasets: it takes tensors, or image paths.
@@ -36,7 +36,11 @@ from fewgen_munit import losses
 from fewgen_munit.losses import LossWeights
 from fewgen_munit.model import OPTIM, PRESETS, Munit, MunitConfig, OptimConfig, adam, check_image, step_decay
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+# Format 1 also held running statistics of the content encoders' instance norms, which training
+# updated but never read (train mode normalises per image): its weights resume unchanged once
+# those buffers and the config flag that made them are dropped.
+OLD_RUNNING_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
 DIRECTIONS = ("a2b", "b2a")
 WEIGHTS = LossWeights()  # the official loss weights
 
@@ -113,7 +117,7 @@ class MunitTrainer:
         s_a = model.gen_a.random_style(x_a.shape[0], self.generator)
         s_b = model.gen_b.random_style(x_b.shape[0], self.generator)
         # The official code builds this graph and detaches the outputs; no_grad gives the same
-        # values (and still updates the content encoders' running statistics) without the graph.
+        # values without the graph.
         with torch.no_grad():
             c_a, _ = model.gen_a.encode(x_a)
             c_b, _ = model.gen_b.encode(x_b)
@@ -237,7 +241,8 @@ class MunitTrainer:
         ``styles`` is K, the number of prior styles drawn from N(0, I) (from ``generator``,
         or torch's global generator; never the training generator), or (K, 3, h, w) images
         of the target domain whose encoded styles are used. As the official test script
-        does, the networks run in eval mode (see ``GenConfig.track_running_stats``).
+        does, the networks run in eval mode, which changes nothing in them: every instance norm
+        uses the image's own statistics and nothing else depends on the mode.
         """
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
@@ -300,6 +305,8 @@ class MunitTrainer:
 
     def load_checkpoint(self, path: Path) -> None:
         payload = torch.load(path, map_location=self.device, weights_only=True)
+        if payload.get("format") == 1:
+            payload = upgrade_format_1(payload)
         if payload.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path}: checkpoint format {payload.get('format')} is not {CHECKPOINT_FORMAT}")
         saved = json.loads(payload["identity"])
@@ -313,6 +320,18 @@ class MunitTrainer:
         self.generator.set_state(payload["generator"].cpu())
         self.iteration = int(payload["iteration"])
         self.resumed_from = self.iteration
+
+
+def upgrade_format_1(payload: dict[str, object]) -> dict[str, object]:
+    """A format-1 checkpoint as format 2: without the content encoders' running statistics."""
+    identity = json.loads(payload["identity"])  # type: ignore[arg-type]
+    identity["config"]["gen"].pop("track_running_stats", None)
+    model = {
+        key: value
+        for key, value in payload["model"].items()  # type: ignore[attr-defined]
+        if not (".enc_content." in key and key.rsplit(".", 1)[-1] in OLD_RUNNING_STATISTICS)
+    }
+    return {**payload, "format": 2, "identity": json.dumps(identity), "model": model}
 
 
 # ---------------------------------------------------------------------------------------------

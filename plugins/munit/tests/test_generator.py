@@ -100,6 +100,26 @@ def test_same_seed_same_files_and_training_resumes_from_the_checkpoint(tmp_path:
     assert (training["resumed_from"], training["session_iterations"], training["iterations"]) == (2, 1, 3)
 
 
+def test_cycle_weight_reaches_the_generator_loss(tmp_path: Path) -> None:
+    from fewgen_munit.losses import CYCLE_WEIGHT
+
+    assert MunitParams().cycle_weight == CYCLE_WEIGHT  # the official scene configs' recon_x_cyc_w
+    dataset = day_dataset(tmp_path / "data", count=2)
+    folder = night_folder(tmp_path / "night")
+    losses = {}
+    for weight in (0.0, 10.0):
+        ctx = make_context(tmp_path / str(weight), step="night")
+        generator = MunitGenerator(MunitParams(**{**QUICK, "iterations": 1}, target_images=folder, cycle_weight=weight))
+        generator.fit(dataset, ctx)
+        assert generator.trainer is not None and generator.trainer.identity()["weights"]["recon_x_cyc"] == weight
+        losses[weight] = json.loads((ctx.work_dir / "training.json").read_text())["final_losses"]
+    # The same weights and batches: the total differs by exactly the weighted cycle term.
+    assert "recon_x_cyc_a" not in losses[0.0]
+    cycle = losses[10.0]["recon_x_cyc_a"] + losses[10.0]["recon_x_cyc_b"]
+    assert cycle > 0
+    assert losses[10.0]["gen_total"] == pytest.approx(losses[0.0]["gen_total"] + 10 * cycle, abs=1e-4)
+
+
 def test_keep_detail_changes_only_the_fine_detail(tmp_path: Path) -> None:
     dataset = day_dataset(tmp_path / "data", count=1)
     folder = night_folder(tmp_path / "night")

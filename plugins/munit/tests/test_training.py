@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -117,6 +118,35 @@ def test_resumed_fit_matches_uninterrupted_fit(tmp_path: Path) -> None:
     assert straight.gen_scheduler.state_dict() == resumed.gen_scheduler.state_dict()
     with pytest.raises(ValueError, match="other settings"):
         MunitTrainer("tiny", seed=5).load_checkpoint(checkpoint)
+
+
+def test_format_1_checkpoint_with_instance_norm_running_statistics_resumes(tmp_path: Path) -> None:
+    # Format 1 kept running statistics in the content encoders' instance norms and a config flag for them.
+    sample = sampler(*domains())
+    checkpoint = tmp_path / "munit.pt"
+    MunitTrainer("tiny", seed=6).fit(sample, iterations=1, checkpoint=checkpoint)
+    payload = torch.load(checkpoint, weights_only=True)
+    weights = dict(payload["model"])
+    trainer = MunitTrainer("tiny", seed=6)
+    for name, module in trainer.model.named_modules():
+        if isinstance(module, torch.nn.InstanceNorm2d):
+            channels = module.num_features
+            payload["model"] |= {
+                f"{name}.running_mean": torch.rand(channels),
+                f"{name}.running_var": torch.rand(channels) + 1,
+                f"{name}.num_batches_tracked": torch.tensor(7),
+            }
+    identity = json.loads(payload["identity"])
+    identity["config"]["gen"]["track_running_stats"] = True
+    payload |= {"format": 1, "identity": json.dumps(identity)}
+    torch.save(payload, checkpoint)
+
+    trainer.load_checkpoint(checkpoint)
+    loaded = trainer.model.state_dict()
+    assert loaded.keys() == weights.keys() and all(torch.equal(loaded[k], weights[k]) for k in weights)
+    summary = MunitTrainer("tiny", seed=6).fit(sample, iterations=2, checkpoint=checkpoint)
+    assert summary.resumed_from == 1 and summary.iterations == 2
+    assert torch.load(checkpoint, weights_only=True)["format"] == 2
 
 
 def test_budget_stops_fit_early() -> None:

@@ -47,6 +47,11 @@ class PsganParams(Params):
         "tiny", description="Network size: paper (256 px windows, the paper's nets), small (128 px) or tiny (64 px)."
     )
     iterations: int | None = Field(1000, ge=0, description="Training iterations (with or without minutes).")
+    gan_loss: Literal["bce", "lsgan"] = Field(
+        "bce",
+        description="Loss of the image discriminator: bce (sigmoid + binary cross-entropy, the official --no_lsgan "
+        "run) or lsgan (least squares). The person discriminator is least squares either way, as officially.",
+    )
     # Off by default: a clock budget trains less on a busy machine, so results would depend on the load.
     minutes: float | None = Field(
         None, gt=0, description="Also stop after this many minutes of training (not reproducible under load)."
@@ -147,7 +152,7 @@ class PsganGenerator(Generator):
         self.class_id = cls
         self.placement = BoxPlacement.fit(with_class, cls)
         ctx.seed_torch()
-        trainer = PsganTrainer(config, device=ctx.device, seed=ctx.seed)
+        trainer = PsganTrainer(config, device=ctx.device, seed=ctx.seed, gan_loss=params.gan_loss)
         budget = f"{params.iterations} iterations" if params.iterations is not None else ""
         if params.minutes is not None:
             budget += (" or " if budget else "") + f"{params.minutes:g} minutes"
@@ -172,6 +177,7 @@ class PsganGenerator(Generator):
         save_generator(trainer, ctx.work_dir / "model" / "psgan_generator.pt")
         record = {
             "class": cls,
+            "gan_loss": trainer.gan_loss,
             "pairs": pairs.report.to_json(),
             "training": summary.to_json(),
             "parameters": trainer.parameters(),

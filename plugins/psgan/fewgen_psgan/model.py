@@ -17,14 +17,17 @@ in Real Scene and Beyond*, 2018, and the pix2pix networks it builds on (Isola et
   three 4x4 stride-2 convs (ndf, 2ndf, 4ndf), one stride-1 conv (8ndf), a stride-1 conv to
   one channel; batch norm on all but the first and the last, LeakyReLU 0.2. A 256 px pair
   gives a 30x30 map of patch scores (70x70 receptive field each).
-* **person discriminator** (:class:`PersonDiscriminator`): a conv stack of the same kind on
-  the crop of the box alone, then spatial pyramid pooling (He et al., 2014) with levels 4,
-  2 and 1 (adaptive max pooling to 4x4, 2x2 and 1x1 cells, concatenated: 21·C numbers for
-  a crop of any size), then a linear head to one score. SPP is what lets it judge boxes of
-  every size and shape without resizing them.
+* **person discriminator** (:class:`PersonDiscriminator`): the official ``SPP_NET`` on the
+  crop of the box alone. One 4x4 stride-2 conv (ndf, LeakyReLU 0.2), three 4x4 stride-1
+  convs with padding 1 (2ndf, 4ndf, 8ndf, each with batch norm and LeakyReLU 0.2), a 4x4
+  stride-1 conv without padding to one channel (no bias anywhere): a map of patch scores.
+  Spatial pyramid pooling (He et al., 2014) with levels 4, 2 and 1 takes the maximum score
+  of each cell of a 4x4, a 2x2 and a 1x1 grid: 21 patch scores for a crop of any size,
+  each judged against the real / fake label. SPP is what lets it judge boxes of every size
+  and shape without resizing them.
 
 Images are in [-1, 1]. Weights start as pix2pix's ``init_type='normal'``: N(0, 0.02) for
-convolutions and linear layers, N(1, 0.02) for batch-norm scales, zero biases.
+convolutions, N(1, 0.02) for batch-norm scales, zero biases.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ import torch.nn.functional as F
 from torch import nn
 
 SPP_LEVELS = (4, 2, 1)
+# The person discriminator's score map is the crop's side // 2 - 6: its first conv halves the
+# side, the three stride-1 4x4 convs (padding 1) take a pixel each, the last one (no padding) three.
+PERSON_SIDE_LOSS = 6
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,6 @@ class PsganConfig:
     ngf: int = 64
     ndf: int = 64
     n_layers: int = 3  # stride-2 convs of the image discriminator
-    person_layers: int = 3  # stride-2 convs of the person discriminator before SPP
     dropout: bool = True
     batch_size: int = 1
 
@@ -176,31 +181,38 @@ def spatial_pyramid_pool(features: torch.Tensor, levels: tuple[int, ...] = SPP_L
 
 
 class PersonDiscriminator(nn.Module):
-    """Scores box crops of any size: a PatchGAN-like conv stack, SPP (4, 2, 1), a linear head."""
+    """The official ``SPP_NET``: a map of patch scores of a box crop of any size, pooled to 21 scores."""
 
-    def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, levels: tuple[int, ...] = SPP_LEVELS):
+    def __init__(self, in_channels: int = 3, ndf: int = 64, levels: tuple[int, ...] = SPP_LEVELS) -> None:
         super().__init__()
         self.levels = levels
-        self.features = nn.Sequential(*conv_stack(in_channels, ndf, n_layers))
-        self.channels = stack_channels(ndf, n_layers)
-        self.head = nn.Linear(self.channels * sum(level * level for level in levels), 1)
-        # Each stride-2 4x4 conv (padding 1) halves the side and the stride-1 one takes a pixel
-        # away: a smaller crop would leave the last batch norm a single value per channel.
-        self.min_side = 3 * 2**n_layers
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1, bias=False)]
+        layers.append(nn.LeakyReLU(0.2, inplace=True))
+        channels = ndf
+        for factor in (2, 4, 8):
+            layers += [
+                nn.Conv2d(channels, ndf * factor, 4, stride=1, padding=1, bias=False),
+                nn.BatchNorm2d(ndf * factor),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            channels = ndf * factor
+        layers.append(nn.Conv2d(channels, 1, 4, stride=1, padding=0, bias=False))
+        self.patches = nn.Sequential(*layers)
+        # Smaller crops are enlarged until the score map has a cell for each cell of the finest level.
+        self.min_side = 2 * (max(levels) + PERSON_SIDE_LOSS)
 
     def forward(self, crops: list[torch.Tensor]) -> torch.Tensor:
-        """One score per crop; ``crops`` are (3, h, w) tensors of different sizes, each run on its own."""
-        scores = [self.score(crop[None]) for crop in crops]
-        return torch.cat(scores)
+        """(N, 21) pooled patch scores; ``crops`` are (3, h, w) tensors of different sizes, each run on its own."""
+        return torch.cat([self.score(crop[None]) for crop in crops])
 
     def score(self, crop: torch.Tensor) -> torch.Tensor:
-        """(1, 3, h, w) to (1,): the crop is only enlarged (never shrunk) when too small for the conv stack."""
+        """(1, 3, h, w) to (1, 21): the crop is only enlarged (never shrunk) when too small for the conv stack."""
         height, width = crop.shape[-2:]
         if min(height, width) < self.min_side:
             scale = self.min_side / min(height, width)
             size = (max(self.min_side, round(height * scale)), max(self.min_side, round(width * scale)))
             crop = F.interpolate(crop, size=size, mode="bilinear", align_corners=False)
-        return self.head(spatial_pyramid_pool(self.features(crop), self.levels))[:, 0]
+        return spatial_pyramid_pool(self.patches(crop), self.levels)
 
 
 def crop_boxes(images: torch.Tensor, boxes: torch.Tensor) -> list[torch.Tensor]:
@@ -210,7 +222,7 @@ def crop_boxes(images: torch.Tensor, boxes: torch.Tensor) -> list[torch.Tensor]:
 
 def init_weights(module: nn.Module, gain: float = 0.02) -> None:
     """pix2pix's ``normal`` initialisation; apply with ``model.apply(init_weights)``."""
-    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
         nn.init.normal_(module.weight, 0.0, gain)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
@@ -227,7 +239,7 @@ class Psgan(nn.Module):
         self.config = config
         self.generator = UnetGenerator(3, 3, config.depth, config.ngf, config.dropout)
         self.image_discriminator = PatchDiscriminator(6, config.ndf, config.n_layers)
-        self.person_discriminator = PersonDiscriminator(3, config.ndf, config.person_layers)
+        self.person_discriminator = PersonDiscriminator(3, config.ndf)
         self.apply(init_weights)
 
 

@@ -7,8 +7,9 @@ One iteration on a batch of (input, target, box) windows, each sample with its o
    (input, fake) as fake; the fake pair first goes through the image pool, which with
    probability 1/2 swaps it for a pair from an earlier iteration once the pool holds 50
    (pix2pix's ``ImagePool``). The person discriminator scores each sample's own box crop of
-   the target as real and of the fake as fake. Both losses are LSGAN, halved; one Adam
-   step for each discriminator.
+   the target as real and of the fake as fake. The image discriminator's loss is binary
+   cross-entropy (or least squares, ``gan_loss="lsgan"``), the person discriminator's least
+   squares, each halved (:mod:`fewgen_psgan.losses`); one Adam step for each discriminator.
 3. **Generator update.** ``GAN_image + 100·L1 + GAN_person`` (:mod:`fewgen_psgan.losses`)
    through both discriminators (their weights frozen for it); one Adam step.
 4. **Learning rate.** Adam 2e-4, betas (0.5, 0.999) for all three networks, constant for
@@ -37,10 +38,14 @@ from pathlib import Path
 import torch
 
 from fewgen_psgan import losses
-from fewgen_psgan.losses import LossWeights
+from fewgen_psgan.losses import IMAGE_GAN_LOSS, GanLoss, LossWeights
 from fewgen_psgan.model import Psgan, PsganConfig, UnetGenerator, count_parameters, crop_boxes, preset
 
-CHECKPOINT_FORMAT = 1
+# 2: the official person discriminator (SPP_NET) and the image discriminator's BCE; format-1
+# files hold another person discriminator and are refused.
+CHECKPOINT_FORMAT = 2
+# The generator file holds the generator alone, whose network did not change with format 2.
+GENERATOR_FORMAT = 1
 
 # Draws one batch (inputs, targets, boxes) from the trainer's generator: (B, 3, S, S) floats in
 # [-1, 1] twice and (B, 4) integer boxes x1, y1, x2, y2 in window pixels (end exclusive).
@@ -119,8 +124,11 @@ class PsganTrainer:
         seed: int = 0,
         weights: LossWeights = WEIGHTS,
         optim: OptimConfig = OPTIM,
+        gan_loss: GanLoss = IMAGE_GAN_LOSS,
     ) -> None:
+        losses.check_gan_loss(gan_loss)
         self.config = preset(config) if isinstance(config, str) else config
+        self.gan_loss = gan_loss
         self.device = torch.device(device)
         self.seed = seed
         self.weights = weights
@@ -159,7 +167,9 @@ class PsganTrainer:
         condition, pooled_fake = pooled[:, :3], pooled[:, 3:]
         self.image_opt.zero_grad(set_to_none=True)
         image_d = losses.discriminator_loss(
-            model.image_discriminator(inputs, targets), model.image_discriminator(condition, pooled_fake)
+            model.image_discriminator(inputs, targets),
+            model.image_discriminator(condition, pooled_fake),
+            self.gan_loss,
         )
         image_d.backward()
         self.image_opt.step()
@@ -167,6 +177,7 @@ class PsganTrainer:
         person_d = losses.discriminator_loss(
             model.person_discriminator(crop_boxes(targets, boxes)),
             model.person_discriminator(crop_boxes(fake.detach(), boxes)),
+            losses.PERSON_GAN_LOSS,
         )
         person_d.backward()
         self.person_opt.step()
@@ -182,6 +193,7 @@ class PsganTrainer:
                 model.person_discriminator(crop_boxes(fake, boxes)),
                 fake,
                 targets,
+                self.gan_loss,
             )
             total = losses.generator_objective(terms, self.weights)
             total.backward()
@@ -299,6 +311,7 @@ class PsganTrainer:
             "config": asdict(self.config),
             "weights": asdict(self.weights),
             "optim": asdict(self.optim),
+            "gan_loss": self.gan_loss,
             "seed": self.seed,
         }
 
@@ -322,8 +335,10 @@ class PsganTrainer:
 
     def load_checkpoint(self, path: Path) -> None:
         payload = torch.load(path, map_location=self.device, weights_only=True)
-        if payload.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path}: checkpoint format {payload.get('format')} is not {CHECKPOINT_FORMAT}")
+        found = payload.get("format")
+        if found != CHECKPOINT_FORMAT:
+            older = " (made before the official person discriminator; delete it to train afresh)" if found == 1 else ""
+            raise ValueError(f"{path}: checkpoint format {found} is not {CHECKPOINT_FORMAT}{older}")
         saved = json.loads(payload["identity"])
         if saved != json.loads(json.dumps(self.identity())):
             raise ValueError(f"{path}: checkpoint was made with other settings: {saved}")
@@ -360,7 +375,7 @@ def generate(model: Psgan, inputs: torch.Tensor, device: torch.device, batch_siz
 def save_generator(trainer: PsganTrainer, path: Path) -> None:
     """The trained generator alone (what insertion needs), with its preset's settings."""
     payload = {
-        "format": CHECKPOINT_FORMAT,
+        "format": GENERATOR_FORMAT,
         "config": json.dumps(asdict(trainer.config)),
         "generator": trainer.model.generator.state_dict(),
     }
@@ -370,9 +385,11 @@ def save_generator(trainer: PsganTrainer, path: Path) -> None:
 def load_generator(path: Path, device: str | torch.device = "cpu") -> tuple[UnetGenerator, PsganConfig]:
     """The generator :func:`save_generator` wrote, in evaluation mode, and its preset's settings."""
     payload = torch.load(path, map_location=device, weights_only=True)
-    if payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: format {payload.get('format')} is not {CHECKPOINT_FORMAT}")
-    config = PsganConfig(**json.loads(payload["config"]))
+    if payload.get("format") != GENERATOR_FORMAT:
+        raise ValueError(f"{path}: format {payload.get('format')} is not {GENERATOR_FORMAT}")
+    values = json.loads(payload["config"])
+    values.pop("person_layers", None)  # a setting of the earlier person discriminator, written by older files
+    config = PsganConfig(**values)
     generator = UnetGenerator(3, 3, config.depth, config.ngf, config.dropout)
     generator.load_state_dict(payload["generator"])
     return generator.to(device).eval(), config

@@ -43,10 +43,10 @@ def test_bench_needs_a_budget_and_a_known_preset(tmp_path: Path, make_street: Ca
 
 def test_the_detection_recipe_is_a_valid_recipe_comparing_psgan_with_copy_paste(tmp_path: Path) -> None:
     import yaml
+    from fewgen_psgan.bench_detect import detection_recipe
 
     from fewgen.plugins import load_registry
     from fewgen.recipe import load_recipe
-    from fewgen_psgan.bench_detect import detection_recipe
 
     street = Path(__file__).parents[3] / "datasets" / "street_sample"
     recipe = detection_recipe(

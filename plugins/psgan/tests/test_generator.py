@@ -104,9 +104,22 @@ def test_class_by_id_or_name_and_the_class_keyword() -> None:
         PsganParams.model_validate({"clas": 0})
 
 
-def fit(dataset: Dataset, tmp_path: Path, **params: object) -> None:
+def fit(dataset: Dataset, tmp_path: Path, **params: object) -> Path:
+    """The step's training record, after fitting on ``dataset``."""
     generator = PsganGenerator(PsganParams.model_validate({"preset": "tiny", "iterations": 1, **params}))
-    generator.fit(dataset, make_context(tmp_path))
+    ctx = make_context(tmp_path)
+    generator.fit(dataset, ctx)
+    return ctx.work_dir / "model" / "training.json"
+
+
+@pytest.mark.parametrize("gan_loss", ["bce", "lsgan"])
+def test_the_image_gan_loss_reaches_the_trainer(tmp_path: Path, make_street: Street, gan_loss: str) -> None:
+    assert PsganParams().gan_loss == "bce"  # the official --no_lsgan
+    dataset = make_street(tmp_path / "data", count=4)
+    record = fit(dataset, tmp_path, min_height=10, min_pairs=4, gan_loss=gan_loss)
+    assert json.loads(record.read_text())["gan_loss"] == gan_loss
+    with pytest.raises(ValidationError, match="'bce' or 'lsgan'"):
+        PsganParams.model_validate({"gan_loss": "hinge"})
 
 
 def test_a_class_without_boxes_is_a_clean_error(tmp_path: Path, make_street: Street) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
+from fewgen_psgan.losses import LossWeights
 from fewgen_psgan.training import ImagePool, OptimConfig, PsganTrainer, load_generator, save_generator
 
 SIZE = 64
@@ -66,6 +68,40 @@ def test_fit_runs_iterations_and_reports() -> None:
     assert terms["gen_total"] == pytest.approx(terms["gan_image"] + 100 * terms["l1"] + terms["gan_person"], rel=1e-4)
 
 
+def generator_moves(weights: LossWeights) -> list[bool]:
+    """Which generator parameter tensors one iteration with these loss weights changes."""
+    trainer = PsganTrainer("tiny", seed=0, weights=weights)
+    before = [p.detach().clone() for p in trainer.model.generator.parameters()]
+    trainer.step(*sampler(trainer.generator))
+    return [not torch.equal(b, p) for b, p in zip(before, trainer.model.generator.parameters(), strict=True)]
+
+
+def test_the_person_discriminator_term_alone_trains_the_generator() -> None:
+    # With the image and L1 weights at 0 only the person discriminator's term can move the generator:
+    # this fails if its gradient is cut anywhere on the way (a detached fake crop, a no_grad score).
+    moved = generator_moves(LossWeights(image=0.0, l1=0.0, person=1.0))
+    assert all(moved), f"{moved.count(False)} of {len(moved)} generator tensors got no gradient"
+    assert not any(generator_moves(LossWeights(image=0.0, l1=0.0, person=0.0)))  # nothing else moves it
+
+
+def test_the_image_discriminator_loss_is_bce_by_default_and_part_of_the_identity(tmp_path: Path) -> None:
+    assert PsganTrainer("tiny").identity()["gan_loss"] == "bce"
+    checkpoint = tmp_path / "psgan.pt"
+    PsganTrainer("tiny", seed=0, gan_loss="lsgan").fit(sampler, iterations=1, checkpoint=checkpoint)
+    with pytest.raises(ValueError, match="other settings"):
+        PsganTrainer("tiny", seed=0).fit(sampler, iterations=2, checkpoint=checkpoint)
+    with pytest.raises(ValueError, match="unknown GAN loss 'wgan'"):
+        PsganTrainer("tiny", gan_loss="wgan")  # type: ignore[arg-type]
+
+
+def test_a_checkpoint_of_the_old_person_discriminator_is_refused_in_one_line(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "psgan.pt"
+    PsganTrainer("tiny", seed=0).fit(sampler, iterations=1, checkpoint=checkpoint)
+    torch.save({**torch.load(checkpoint, weights_only=True), "format": 1}, checkpoint)
+    with pytest.raises(ValueError, match=r"format 1 is not 2 .*delete it to train afresh"):
+        PsganTrainer("tiny", seed=0).fit(sampler, iterations=2, checkpoint=checkpoint)
+
+
 def test_a_minutes_budget_stops_training() -> None:
     summary = PsganTrainer("tiny", seed=0).fit(sampler, minutes=1e-6)
     assert summary.stopped_by == "minutes" and summary.iterations <= 1
@@ -104,6 +140,19 @@ def test_checkpoints_are_atomic_weights_only_and_tied_to_their_settings(tmp_path
 def test_fit_needs_an_end() -> None:
     with pytest.raises(ValueError, match="needs an end"):
         PsganTrainer("tiny").fit(sampler)
+
+
+def test_a_generator_file_written_before_the_official_person_discriminator_still_loads(tmp_path: Path) -> None:
+    trainer = PsganTrainer("tiny", seed=0)
+    save_generator(trainer, tmp_path / "g.pt")
+    payload = torch.load(tmp_path / "g.pt", weights_only=True)
+    config = json.loads(payload["config"])
+    torch.save({**payload, "config": json.dumps({**config, "person_layers": 3})}, tmp_path / "g.pt")
+    generator, loaded = load_generator(tmp_path / "g.pt")
+    assert loaded == trainer.config
+    inputs, _, _ = sampler(torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        assert torch.equal(generator(inputs), trainer.generate(inputs))
 
 
 def test_the_saved_generator_paints_what_the_trainer_paints(tmp_path: Path) -> None:
