@@ -8,26 +8,22 @@ after 1, 5 and 10 gradient steps on K = 5 and K = 10 support points.
 
 ``fewgen bench maml-speed``: tasks per second of one full second-order meta-iteration of the
 batched MAML here and of a per-task loop with the ``higher`` library (the peer script
-``shared/peers/higher_maml_step.py``, run in its own venv), alternating in the same run.
+``shared/peers/higher_maml_step.py``, given with ``--peer-script`` and run by ``--peer-python``,
+the interpreter of its own venv), alternating in the same run.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import statistics
-import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-PEERS_DIR = Path(os.environ.get("PEERS_DIR", "/tmp/fewgen-peers"))
-DEFAULT_PEER_PYTHON = PEERS_DIR / "higher-venv" / "bin" / "python"
-DEFAULT_PEER_SCRIPT = Path(__file__).resolve().parents[3] / ".." / "shared" / "peers" / "higher_maml_step.py"
+from fewgen.bench import Bench, BenchResult, bench_command
 
 # --- maml-sinusoid ---------------------------------------------------------------------------------------------------
 
@@ -84,15 +80,11 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _note(message: str) -> None:
-    click.echo(message, err=True)
-
-
 class _Progress:
-    """A line on stderr every ``every`` seconds (and at the end) while a model trains."""
+    """A line through ``say`` every ``every`` seconds (and at the end) while a model trains."""
 
-    def __init__(self, name: str, total: int, every: float = 15.0) -> None:
-        self.name, self.total, self.every = name, total, every
+    def __init__(self, name: str, total: int, say: Callable[[str], None], every: float = 15.0) -> None:
+        self.name, self.total, self.say, self.every = name, total, say, every
         self.started = self.last = time.perf_counter()
 
     def update(self, done: int, loss: float, force: bool = False) -> None:
@@ -100,7 +92,7 @@ class _Progress:
         if force or now - self.last >= self.every:
             self.last = now
             elapsed = now - self.started
-            _note(
+            self.say(
                 f"{self.name}: {done}/{self.total} updates, {elapsed:.0f} s, "
                 f"{done / max(elapsed, 1e-9):.0f}/s, loss {loss:.3f}"
             )
@@ -148,7 +140,7 @@ def _per_step(losses: Any) -> dict[str, dict[str, float | int]]:
     return {str(s): summary(losses[:, s].tolist()) for s in (0, *STEP_COUNTS)}
 
 
-@click.command("maml-sinusoid")
+@bench_command("maml-sinusoid")
 @click.option("--steps", type=click.IntRange(min=1), default=70_000, show_default=True, help="Meta-updates of MAML.")
 @click.option(
     "--minutes",
@@ -183,16 +175,8 @@ def _per_step(losses: Any) -> dict[str, dict[str, float | int]]:
     show_default=True,
     help="The baseline's step-size grid.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the models and every task draw.")
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="torch threads (one is fastest for this tiny network: extra threads only synchronise).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print only the JSON result on stdout.")
 def maml_sinusoid(
+    bench: Bench,
     steps: int,
     minutes: float | None,
     pretrain_steps: int | None,
@@ -200,16 +184,15 @@ def maml_sinusoid(
     tasks: int,
     val_tasks: int,
     step_sizes: tuple[float, ...],
-    seed: int,
-    threads: int,
-    as_json: bool,
-) -> None:
+) -> BenchResult:
     """The paper's sinusoid regression: MAML against the pretrained baseline, MSE after 1, 5 and 10 steps.
 
     MAML meta-trains with PAPER_SETTINGS["sinusoid"] (K = 10 support and 10 query points,
     alpha = 0.01, one inner step, 25 tasks per meta-batch, Adam 1e-3) on the 1-40-40-1 MLP. The
     baseline is the same MLP trained by regression on the same distribution, fine-tuned at test
-    time with the step size that did best on separate validation tasks. Progress goes to stderr.
+    time with the step size that did best on separate validation tasks. --seed seeds the models
+    and every task draw. One thread (--threads 1) is fastest for this tiny network: extra threads
+    only synchronise; the thread policy's default may choose more (the MSEs stay the same).
     """
     import torch
 
@@ -217,138 +200,125 @@ def maml_sinusoid(
     from fewgen_maml.maml import MAML, PAPER_SETTINGS
     from fewgen_maml.tasks import SinusoidTasks
 
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        config = PAPER_SETTINGS["sinusoid"]
-        distribution = SinusoidTasks(shots=train_shots, queries=train_shots)
-        deadline = None if minutes is None else time.perf_counter() + 60.0 * minutes
+    seed = bench.seed
+    config = PAPER_SETTINGS["sinusoid"]
+    distribution = SinusoidTasks(shots=train_shots, queries=train_shots)
+    deadline = None if minutes is None else time.perf_counter() + 60.0 * minutes
 
-        # MAML
-        torch.manual_seed(seed)
-        maml = MAML(sinusoid_mlp(), config)
-        generator = torch.Generator().manual_seed(seed)
-        progress = _Progress("maml", steps)
-        recent = 0.0
-        started = time.perf_counter()
-        while maml.meta_steps < steps and (deadline is None or time.perf_counter() < deadline):
-            metrics = maml.meta_step(distribution.sample(config.meta_batch_size, generator))
-            recent = 0.99 * recent + 0.01 * metrics["query_loss"] if maml.meta_steps > 1 else metrics["query_loss"]
-            progress.update(maml.meta_steps, recent)
-        maml_seconds = time.perf_counter() - started
-        progress.update(maml.meta_steps, recent, force=True)
-        stopped_by = "steps" if maml.meta_steps >= steps else "minutes"
+    # MAML
+    torch.manual_seed(seed)
+    maml = MAML(sinusoid_mlp(), config)
+    generator = torch.Generator().manual_seed(seed)
+    progress = _Progress("maml", steps, bench.say)
+    recent = 0.0
+    started = time.perf_counter()
+    while maml.meta_steps < steps and (deadline is None or time.perf_counter() < deadline):
+        metrics = maml.meta_step(distribution.sample(config.meta_batch_size, generator))
+        recent = 0.99 * recent + 0.01 * metrics["query_loss"] if maml.meta_steps > 1 else metrics["query_loss"]
+        progress.update(maml.meta_steps, recent)
+    maml_seconds = time.perf_counter() - started
+    progress.update(maml.meta_steps, recent, force=True)
+    stopped_by = "steps" if maml.meta_steps >= steps else "minutes"
 
-        # The pretrained baseline: every point of a meta-batch's tasks, regressed on its own task's target.
-        pretrain_steps = pretrain_steps or maml.meta_steps
-        torch.manual_seed(seed + 1)
-        pretrained = sinusoid_mlp()
-        optimizer = torch.optim.Adam(pretrained.parameters(), lr=config.meta_lr)
-        generator = torch.Generator().manual_seed(seed + 1)
-        progress = _Progress("pretrained", pretrain_steps)
-        started = time.perf_counter()
-        for update in range(1, pretrain_steps + 1):
-            batch = distribution.sample(config.meta_batch_size, generator)
-            x = torch.cat([batch.support_x, batch.query_x], 1).reshape(-1, 1)
-            y = torch.cat([batch.support_y, batch.query_y], 1).reshape(-1, 1)
-            loss = torch.nn.functional.mse_loss(pretrained(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            recent = 0.99 * recent + 0.01 * loss.item() if update > 1 else loss.item()
-            progress.update(update, recent)
-        pretrain_seconds = time.perf_counter() - started
-        progress.update(pretrain_steps, recent, force=True)
+    # The pretrained baseline: every point of a meta-batch's tasks, regressed on its own task's target.
+    pretrain_steps = pretrain_steps or maml.meta_steps
+    torch.manual_seed(seed + 1)
+    pretrained = sinusoid_mlp()
+    optimizer = torch.optim.Adam(pretrained.parameters(), lr=config.meta_lr)
+    generator = torch.Generator().manual_seed(seed + 1)
+    progress = _Progress("pretrained", pretrain_steps, bench.say)
+    started = time.perf_counter()
+    for update in range(1, pretrain_steps + 1):
+        batch = distribution.sample(config.meta_batch_size, generator)
+        x = torch.cat([batch.support_x, batch.query_x], 1).reshape(-1, 1)
+        y = torch.cat([batch.support_y, batch.query_y], 1).reshape(-1, 1)
+        loss = torch.nn.functional.mse_loss(pretrained(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        recent = 0.99 * recent + 0.01 * loss.item() if update > 1 else loss.item()
+        progress.update(update, recent)
+    pretrain_seconds = time.perf_counter() - started
+    progress.update(pretrain_steps, recent, force=True)
 
-        # Evaluation: the same test tasks (functions, support points, query grid) for both models; the
-        # K = 5 support set is the first five of the K = 10 one.
-        started = time.perf_counter()
-        most = max(STEP_COUNTS)
-        validation = _eval_tasks(val_tasks, max(EVAL_SHOTS), torch.Generator().manual_seed(seed + 2))
-        test = _eval_tasks(tasks, max(EVAL_SHOTS), torch.Generator().manual_seed(seed + 3))
-        results: dict[str, Any] = {}
-        for shots in EVAL_SHOTS:
-            test_batch = _with_shots(test, shots)
-            validation_batch = _with_shots(validation, shots)
-            maml_losses = maml.evaluate(test_batch, steps=most)
-            mean_validation = {
-                size: _fine_tune_losses(pretrained, size, validation_batch, most).mean(0).tolist()
-                for size in step_sizes
-            }
-            chosen = select_step_sizes(mean_validation, STEP_COUNTS)
-            baseline: dict[str, Any] = {"step_size": {str(s): size for s, size in chosen.items()}}
-            test_losses = {size: _fine_tune_losses(pretrained, size, test_batch, most) for size in set(chosen.values())}
-            baseline["0"] = _per_step(next(iter(test_losses.values())))["0"]  # no step: the step size plays no part
-            for s, size in chosen.items():
-                baseline[str(s)] = _per_step(test_losses[size])[str(s)]
-            baseline["validation_mse"] = {
-                str(size): {str(s): round(loss[s], 4) for s in STEP_COUNTS}  # null: diverged
-                for size, loss in mean_validation.items()
-            }
-            results[f"k{shots}"] = {"maml": _per_step(maml_losses["query_loss"]), "pretrained": baseline}
-        evaluation_seconds = time.perf_counter() - started
-
-        one_step = results["k5"]["maml"]["1"]["mean"]
-        result: dict[str, Any] = {
-            "benchmark": "maml-sinusoid",
-            "seed": seed,
-            "settings": {
-                "amplitude": list(distribution.amplitude),
-                "phase": [0.0, round(math.pi, 6)],
-                "x": list(distribution.x_range),
-                "train_shots": distribution.shots,
-                "train_queries": distribution.queries,
-                "inner_lr": config.inner_lr,
-                "inner_steps": config.inner_steps,
-                "meta_batch": config.meta_batch_size,
-                "meta_lr": config.meta_lr,
-                "network": "1-40-40-1 ReLU MLP",
-                "test_tasks": tasks,
-                "validation_tasks": val_tasks,
-                "test_shots": list(EVAL_SHOTS),
-                "query": f"{QUERY_POINTS} points evenly spaced in [-5, 5] (ends included), the same for every task",
-                "support": "uniform in [-5, 5]; K = 5 uses the first 5 of each task's K = 10 points",
-                "maml_test_step_size": config.inner_lr,
-                "pretrained_step_sizes": list(step_sizes),
-                "pretrained_batch": f"{config.meta_batch_size} tasks x {distribution.shots + distribution.queries} "
-                "points, each point's own task's target",
-            },
-            "meta_updates": {"requested": steps, "done": maml.meta_steps, "stopped_by": stopped_by},
-            "pretrain_updates": pretrain_steps,
-            "seconds": {
-                "maml_training": round(maml_seconds, 1),
-                "pretrained_training": round(pretrain_seconds, 1),
-                "evaluation": round(evaluation_seconds, 1),
-            },
-            "meta_updates_per_s": round(maml.meta_steps / max(maml_seconds, 1e-9), 1),
-            "torch_threads": torch.get_num_threads(),
-            "torch_version": torch.__version__,
-            "mse": results,
-            "paper_k5": PAPER_K5,
-            "target": {
-                "what": "MAML, K = 5, mean query MSE after 1 step",
-                "max": TARGET_K5_ONE_STEP,
-                "value": one_step,
-                "met": one_step <= TARGET_K5_ONE_STEP,
-            },
+    # Evaluation: the same test tasks (functions, support points, query grid) for both models; the
+    # K = 5 support set is the first five of the K = 10 one.
+    started = time.perf_counter()
+    most = max(STEP_COUNTS)
+    validation = _eval_tasks(val_tasks, max(EVAL_SHOTS), torch.Generator().manual_seed(seed + 2))
+    test = _eval_tasks(tasks, max(EVAL_SHOTS), torch.Generator().manual_seed(seed + 3))
+    results: dict[str, Any] = {}
+    for shots in EVAL_SHOTS:
+        test_batch = _with_shots(test, shots)
+        validation_batch = _with_shots(validation, shots)
+        maml_losses = maml.evaluate(test_batch, steps=most)
+        mean_validation = {
+            size: _fine_tune_losses(pretrained, size, validation_batch, most).mean(0).tolist() for size in step_sizes
         }
-    finally:
-        torch.set_num_threads(previous_threads)
-    if not as_json:
-        for shots in EVAL_SHOTS:
-            row = results[f"k{shots}"]
-            line = ", ".join(
-                f"{s} steps {row['maml'][str(s)]['mean']:.3f} / {row['pretrained'][str(s)]['mean']:.3f}"
-                for s in STEP_COUNTS
-            )
-            _note(f"K={shots} MSE, MAML / pretrained: {line}")
-    click.echo(json.dumps(_json_safe(result), allow_nan=False))
+        chosen = select_step_sizes(mean_validation, STEP_COUNTS)
+        baseline: dict[str, Any] = {"step_size": {str(s): size for s, size in chosen.items()}}
+        test_losses = {size: _fine_tune_losses(pretrained, size, test_batch, most) for size in set(chosen.values())}
+        baseline["0"] = _per_step(next(iter(test_losses.values())))["0"]  # no step: the step size plays no part
+        for s, size in chosen.items():
+            baseline[str(s)] = _per_step(test_losses[size])[str(s)]
+        baseline["validation_mse"] = {
+            str(size): {str(s): round(loss[s], 4) for s in STEP_COUNTS}  # null: diverged
+            for size, loss in mean_validation.items()
+        }
+        results[f"k{shots}"] = {"maml": _per_step(maml_losses["query_loss"]), "pretrained": baseline}
+    evaluation_seconds = time.perf_counter() - started
+
+    for shots in EVAL_SHOTS:
+        row = results[f"k{shots}"]
+        line = ", ".join(
+            f"{s} steps {row['maml'][str(s)]['mean']:.3f} / {row['pretrained'][str(s)]['mean']:.3f}"
+            for s in STEP_COUNTS
+        )
+        bench.say(f"K={shots} MSE, MAML / pretrained: {line}")
+    figures = {
+        "meta_updates": {"requested": steps, "done": maml.meta_steps, "stopped_by": stopped_by},
+        "pretrain_updates": pretrain_steps,
+        "seconds": {
+            "maml_training": round(maml_seconds, 1),
+            "pretrained_training": round(pretrain_seconds, 1),
+            "evaluation": round(evaluation_seconds, 1),
+        },
+        "meta_updates_per_s": round(maml.meta_steps / max(maml_seconds, 1e-9), 1),
+        "mse": results,
+        "paper_k5": PAPER_K5,
+    }
+    one_step = results["k5"]["maml"]["1"]["mean"]
+    return BenchResult(
+        _json_safe(figures),
+        target={"what": "MAML, K = 5, mean query MSE after 1 step", "mse_at_most": TARGET_K5_ONE_STEP},
+        met=one_step <= TARGET_K5_ONE_STEP,
+        settings={
+            "pretrain_steps": pretrain_steps,
+            "amplitude": list(distribution.amplitude),
+            "phase": [0.0, round(math.pi, 6)],
+            "x": list(distribution.x_range),
+            "train_shots": distribution.shots,
+            "train_queries": distribution.queries,
+            "inner_lr": config.inner_lr,
+            "inner_steps": config.inner_steps,
+            "meta_batch": config.meta_batch_size,
+            "meta_lr": config.meta_lr,
+            "network": "1-40-40-1 ReLU MLP",
+            "test_shots": list(EVAL_SHOTS),
+            "query": f"{QUERY_POINTS} points evenly spaced in [-5, 5] (ends included), the same for every task",
+            "support": "uniform in [-5, 5]; K = 5 uses the first 5 of each task's K = 10 points",
+            "maml_test_step_size": config.inner_lr,
+            "pretrained_batch": f"{config.meta_batch_size} tasks x {distribution.shots + distribution.queries} "
+            "points, each point's own task's target",
+        },
+    )
 
 
 # --- maml-speed ------------------------------------------------------------------------------------------------------
 
 SPEED_TARGETS = {"sinusoid": {"ratio": 10.0, "meta_batch": 25}, "omniglot": {"ratio": 3.0, "meta_batch": 32}}
 DEFAULT_ITERS = {"sinusoid": 300, "omniglot": 5}
+PEER_LEFT_OUT = "left out: no --peer-python"
 
 
 def _speed_batches(task: str, meta_batch: int, count: int, generator: Any) -> list[Any]:
@@ -399,24 +369,6 @@ def _fewgen_meta_iteration(task: str, meta_batch: int, iters: int, first_order: 
     return {"seconds_per_meta_iter": seconds, "tasks_per_s": meta_batch / seconds}
 
 
-def _peer_meta_iteration(
-    python: Path, script: Path, task: str, meta_batch: int, iters: int, threads: int | None
-) -> dict[str, Any]:
-    env = dict(os.environ)
-    if threads is not None:
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TORCH_NUM_THREADS"):
-            env[name] = str(threads)
-    command = [str(python), str(script), task, str(meta_batch), str(iters)]
-    completed = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if completed.returncode != 0:
-        tail = completed.stderr.strip().splitlines()[-3:]
-        raise click.ClickException(f"the peer failed (exit {completed.returncode}): {' | '.join(tail)}")
-    try:
-        return json.loads(completed.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError):
-        raise click.ClickException(f"the peer printed no JSON line: {completed.stdout[-300:]!r}") from None
-
-
 def _side(values: list[dict[str, Any]], meta_batch: int) -> dict[str, Any]:
     seconds = [v["seconds_per_meta_iter"] for v in values]
     rates = [meta_batch / s for s in seconds]
@@ -429,7 +381,7 @@ def _side(values: list[dict[str, Any]], meta_batch: int) -> dict[str, Any]:
     }
 
 
-@click.command("maml-speed")
+@bench_command("maml-speed", peer=True)
 @click.option("--task", type=click.Choice(["sinusoid", "omniglot"]), required=True)
 @click.option(
     "--meta-batch", type=click.IntRange(min=1), help="Tasks per meta-iteration (default: 25 sinusoid, 32 omniglot)."
@@ -441,122 +393,89 @@ def _side(values: list[dict[str, Any]], meta_batch: int) -> dict[str, Any]:
 )
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Alternating runs per side.")
 @click.option("--first-order", is_flag=True, help="Also time fewgen's first-order MAML (reported apart).")
-@click.option("--threads", type=click.IntRange(min=1), help="torch threads of both sides (default: torch's default).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--peer", type=click.Choice(["higher", "none"]), default="higher", show_default=True)
 @click.option(
-    "--peer-python",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_PEER_PYTHON,
-    show_default=True,
-    help="Python of the venv with `higher` ($PEERS_DIR/higher-venv).",
+    "--peer-script",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The peer's timing script, shared/peers/higher_maml_step.py (run with --peer-python).",
 )
-@click.option(
-    "--peer-script", type=click.Path(path_type=Path), default=DEFAULT_PEER_SCRIPT, help="The peer's timing script."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print only the JSON result on stdout.")
 def maml_speed(
+    bench: Bench,
     task: str,
     meta_batch: int | None,
     iters: int | None,
     repeats: int,
     first_order: bool,
-    threads: int | None,
-    seed: int,
-    peer: str,
-    peer_python: Path,
-    peer_script: Path,
-    as_json: bool,
-) -> None:
+    peer_script: Path | None,
+) -> BenchResult:
     """Tasks per second of a full second-order MAML meta-iteration, fewgen's batched one beside `higher`'s loop.
 
     The settings are the peer script's: omniglot is 5-way 1-shot with one query per class on
     28x28 random pixels, conv-4 (64 filters, stride 2, flattening head), one inner step of 0.4;
     sinusoid is K = 10 support and 10 query points, one inner step of 0.01, on the 1-40-40-1 MLP.
     A meta-iteration is the forward passes, the inner step, the query loss, the backward pass and
-    Adam's step. fewgen and the peer run alternately, --repeats times each.
+    Adam's step. fewgen and the peer run alternately, --repeats times each, both on --threads
+    threads. The peer runs with --peer-python (the python of a venv with `higher`, e.g.
+    $PEERS_DIR/higher-venv/bin/python from shared/peers/setup.sh) and --peer-script; without
+    --peer-python it is left out and fewgen is timed alone.
     """
-    import torch
-
     meta_batch = meta_batch or SPEED_TARGETS[task]["meta_batch"]  # type: ignore[assignment]
     iters = iters or DEFAULT_ITERS[task]
-    previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    peer_note = None
-    if peer == "none":
-        peer_note = "skipped: --peer none"
-    elif not peer_python.is_file():
-        peer_note = f"skipped: no peer python at {peer_python} (build the peer venvs, or pass --peer-python)"
-    elif not peer_script.is_file():
-        peer_note = f"skipped: no peer script at {peer_script} (pass --peer-script)"
-    if peer_note:
-        _note(f"higher: {peer_note}")
+    if bench.peer_python is not None and peer_script is None:
+        raise click.UsageError("--peer-python needs --peer-script (shared/peers/higher_maml_step.py)")
+    peer = peer_script if bench.peer_python is not None else None
+    if peer is None:
+        bench.say(f"higher: {PEER_LEFT_OUT}")
     fewgen_runs: list[dict[str, Any]] = []
     first_order_runs: list[dict[str, Any]] = []
     peer_runs: list[dict[str, Any]] = []
-    try:
-        for repeat in range(repeats):
-            fewgen_runs.append(_fewgen_meta_iteration(task, meta_batch, iters, False, seed + repeat))
-            _note(f"[{repeat + 1}/{repeats}] fewgen: {fewgen_runs[-1]['tasks_per_s']:.1f} tasks/s")
-            if first_order:
-                first_order_runs.append(_fewgen_meta_iteration(task, meta_batch, iters, True, seed + repeat))
-                _note(f"[{repeat + 1}/{repeats}] fewgen first order: {first_order_runs[-1]['tasks_per_s']:.1f} tasks/s")
-            if peer_note is None:
-                peer_runs.append(_peer_meta_iteration(peer_python, peer_script, task, meta_batch, iters, threads))
-                _note(f"[{repeat + 1}/{repeats}] higher: {peer_runs[-1]['tasks_per_s']:.1f} tasks/s")
-        used_threads = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(previous_threads)
+    for repeat in range(repeats):
+        fewgen_runs.append(_fewgen_meta_iteration(task, meta_batch, iters, False, bench.seed + repeat))
+        bench.say(f"[{repeat + 1}/{repeats}] fewgen: {fewgen_runs[-1]['tasks_per_s']:.1f} tasks/s")
+        if first_order:
+            first_order_runs.append(_fewgen_meta_iteration(task, meta_batch, iters, True, bench.seed + repeat))
+            bench.say(f"[{repeat + 1}/{repeats}] fewgen first order: {first_order_runs[-1]['tasks_per_s']:.1f} tasks/s")
+        if peer is not None:
+            peer_runs.append(bench.run_peer(peer, [task, str(meta_batch), str(iters)]))
+            bench.say(f"[{repeat + 1}/{repeats}] higher: {peer_runs[-1]['tasks_per_s']:.1f} tasks/s")
 
     target = SPEED_TARGETS[task]
-    result: dict[str, Any] = {
-        "benchmark": "maml-speed",
-        "task": task,
-        "meta_batch": meta_batch,
-        "iters": iters,
-        "warmup_iters": 1,
-        "repeats": repeats,
-        "seed": seed,
-        "threads": {"requested": threads, "torch": used_threads, "default": previous_threads},
-        "torch_version": torch.__version__,
-        "settings": (
-            "5-way 1-shot, 1 query per class, 28x28 random pixels, conv-4 64 filters stride 2, flatten head, "
-            "1 inner step alpha 0.4 on the mean cross-entropy, second order, Adam 1e-3"
-            if task == "omniglot"
-            else "K=10 support, 10 query, 1-40-40-1 ReLU MLP, 1 inner step alpha 0.01 on the MSE, second order, "
-            "Adam 1e-3"
-        ),
-        "data": "fewgen: every meta-batch drawn before timing; the peer script draws its random tensors per task "
-        "inside its timed loop",
-        "fewgen": _side(fewgen_runs, meta_batch),
-    }
+    figures: dict[str, Any] = {"fewgen": _side(fewgen_runs, meta_batch)}
     if first_order:
-        result["fewgen_first_order"] = _side(first_order_runs, meta_batch)
-    applies = meta_batch == target["meta_batch"]
+        figures["fewgen_first_order"] = _side(first_order_runs, meta_batch)
+    # The target is for second order at its own meta-batch; at another one met stays null.
+    applies = figures["target_applies"] = meta_batch == target["meta_batch"]
+    met: bool | None = None
     if peer_runs:
-        result["higher"] = _side(peer_runs, meta_batch)
-        result["higher"]["peer_python"] = str(peer_python)
-        ratio = result["fewgen"]["tasks_per_s"]["median"] / result["higher"]["tasks_per_s"]["median"]
-        result["ratio"] = round(ratio, 2)
-        result["ratios"] = [
+        figures["higher"] = _side(peer_runs, meta_batch)
+        ratio = figures["fewgen"]["tasks_per_s"]["median"] / figures["higher"]["tasks_per_s"]["median"]
+        figures["ratio"] = round(ratio, 2)
+        figures["ratios"] = [
             round(f["tasks_per_s"] / p["tasks_per_s"], 2) for f, p in zip(fewgen_runs, peer_runs, strict=True)
         ]
-        met: bool | None = ratio >= target["ratio"] if applies else None
+        met = ratio >= target["ratio"] if applies else None
     else:
-        result["higher"] = {"note": peer_note}
-        result["ratio"] = None
-        met = None
-    result["target"] = {
-        "ratio_at_least": target["ratio"],
-        "meta_batch": target["meta_batch"],
-        "order": "second",
-        "applies": applies,
-        "met": met,
-    }
-    if not as_json:
-        summary = f"fewgen {result['fewgen']['tasks_per_s']['median']:.1f} tasks/s"
-        if result["ratio"] is not None:
-            summary += f", higher {result['higher']['tasks_per_s']['median']:.1f} tasks/s, ratio {result['ratio']}"
-        _note(summary)
-    click.echo(json.dumps(result))
+        figures["higher"] = {"note": PEER_LEFT_OUT}
+        figures["ratio"] = None
+    summary = f"fewgen {figures['fewgen']['tasks_per_s']['median']:.1f} tasks/s"
+    if figures["ratio"] is not None:
+        summary += f", higher {figures['higher']['tasks_per_s']['median']:.1f} tasks/s, ratio {figures['ratio']}"
+    bench.say(summary)
+    return BenchResult(
+        figures,
+        target={"ratio_at_least": target["ratio"], "meta_batch": target["meta_batch"], "order": "second"},
+        met=met,
+        settings={
+            "meta_batch": meta_batch,
+            "iters": iters,
+            "warmup_iters": 1,
+            "setup": (
+                "5-way 1-shot, 1 query per class, 28x28 random pixels, conv-4 64 filters stride 2, flatten head, "
+                "1 inner step alpha 0.4 on the mean cross-entropy, second order, Adam 1e-3"
+                if task == "omniglot"
+                else "K=10 support, 10 query, 1-40-40-1 ReLU MLP, 1 inner step alpha 0.01 on the MSE, second order, "
+                "Adam 1e-3"
+            ),
+            "data": "fewgen: every meta-batch drawn before timing; the peer script draws its random tensors per task "
+            "inside its timed loop",
+        },
+    )

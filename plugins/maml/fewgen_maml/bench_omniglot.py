@@ -19,11 +19,12 @@ in training, validation and test.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import click
+
+from fewgen.bench import Bench, BenchResult, bench_command
 
 TARGET_5WAY_1SHOT = 0.95
 PAPER_SETS = ("images_background", "images_evaluation")
@@ -64,7 +65,7 @@ def paper_split(root: Path, train_characters: int, seed: int) -> tuple[dict[str,
     }
 
 
-@click.command("maml-omniglot")
+@bench_command("maml-omniglot", device=True)
 @click.option(
     "--data",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -143,15 +144,13 @@ def paper_split(root: Path, train_characters: int, seed: int) -> tuple[dict[str,
     show_default=True,
     help="Episodes of held-out training characters that choose the baseline's step size.",
 )
-@click.option("--threads", type=int, help="torch threads (default: torch's choice).")
-@click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--checkpoint-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep resumable checkpoints here (an interrupted run continues).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print only the JSON result.")
 def maml_omniglot(
+    bench: Bench,
     data: Path,
     protocol: str,
     train_characters: int,
@@ -174,14 +173,16 @@ def maml_omniglot(
     proto_train_ways: int | None,
     tasks: int,
     validation_tasks: int,
-    threads: int | None,
-    seed: int,
     checkpoint_dir: Path | None,
-    as_json: bool,
-) -> None:
-    """Omniglot N-way K-shot accuracy of MAML, fine-tuning and ProtoNets, with 95% CIs and verdicts (JSON)."""
-    import torch
+) -> BenchResult:
+    """Omniglot N-way K-shot accuracy of MAML, fine-tuning and ProtoNets, with 95% CIs and verdicts.
 
+    --seed seeds the models, the episodes and (--protocol paper) the split; --threads defaults to
+    fewgen's thread policy, no longer torch's one thread per CPU; --device auto trains on CUDA when
+    present, as the fewshot evaluator does.
+    """
+    from fewgen.engine import resolve_device
+    from fewgen.recipe import check_device
     from fewgen_maml.fewshot import Comparison, Episodes, compare
     from fewgen_maml.maml import PAPER_SETTINGS, MAMLConfig
 
@@ -191,8 +192,8 @@ def maml_omniglot(
             "need --way, --proto-train-ways >= 2 and --shot, --queries, --tasks, --validation-tasks, "
             "--finetune-steps, --pretrain-steps, --proto-steps >= 1"
         )
-    if threads is not None:
-        torch.set_num_threads(threads)
+    device = resolve_device(check_device(bench.device or "auto"))  # the resolved one is in the settings
+    seed = bench.seed
     paper = PAPER_SETTINGS["omniglot-5way" if way <= 5 else "omniglot-20way"]
     config = MAMLConfig(
         inner_lr=inner_lr if inner_lr is not None else paper.inner_lr,
@@ -207,7 +208,7 @@ def maml_omniglot(
                 raise click.BadParameter(f"no folder {name} in {data}", param_hint="--train/--test")
 
     def note(message: str) -> None:
-        click.echo(f"maml-omniglot: {message}", err=True)
+        bench.say(f"maml-omniglot: {message}")
 
     started = time.perf_counter()
     if protocol == "paper":
@@ -248,22 +249,14 @@ def maml_omniglot(
             note(f"{done}/{total} updates, {now - started:.0f} s, {shown}")
 
     try:
-        report, _ = compare(base, novel, setup, "cpu", checkpoint_dir, note, progress)
+        report, _ = compare(base, novel, setup, device, checkpoint_dir, note, progress)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     for name, comparison in report["comparisons"].items():  # type: ignore[union-attr]
         note(f"{name.replace('_', ' ')}: {comparison['line']}")
-    result = {
-        "benchmark": "maml-omniglot",
-        "data": {"root": str(data), **sets},
-        **report,
-        "seconds": round(time.perf_counter() - started, 1),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "seed": seed,
-        "minutes": minutes,
-    }
-    if way == 5 and shot == 1:
-        accuracy = report["maml"]["accuracy"]["mean"]  # type: ignore[index]
-        result["target"] = {"accuracy": TARGET_5WAY_1SHOT, "met": accuracy >= TARGET_5WAY_1SHOT}
-    click.echo(json.dumps(result, indent=None if as_json else 2))
+    figures = {"data": {"root": str(data), **sets}, **report, "seconds": round(time.perf_counter() - started, 1)}
+    target, met = None, None
+    if way == 5 and shot == 1:  # the target is for 5-way 1-shot
+        target = {"what": "MAML, 5-way 1-shot, mean test accuracy", "accuracy_at_least": TARGET_5WAY_1SHOT}
+        met = report["maml"]["accuracy"]["mean"] >= TARGET_5WAY_1SHOT  # type: ignore[index]
+    return BenchResult(figures, target=target, met=met, settings={"device": device})

@@ -62,6 +62,7 @@ from fewgen_maml.maml import MAML, MAMLConfig
 from fewgen_maml.protonets import ProtoConfig, PrototypicalNetwork
 from fewgen_maml.stats import summary
 from fewgen_maml.tasks import TaskBatch
+from fewgen_maml.training import meta_train
 
 Backbone = Literal["conv4", "conv4-maxpool"]
 PretrainBatches = Literal["episodes", "random"]
@@ -102,31 +103,28 @@ def meta_train_for(
     checkpoint_every: int = 200,
     on_progress: Progress | None = None,
 ) -> dict[str, float]:
-    """Meta-train until ``steps`` meta-updates are done or ``minutes`` of wall-clock time are spent.
+    """Meta-train until ``steps`` meta-updates are done or ``minutes`` of training are spent, both
+    counted over every resume (:func:`fewgen_maml.training.meta_train`).
 
     With ``checkpoint``, an existing file is resumed from (model, optimiser, step count and the
     episode generator's state) and the state is written there every ``checkpoint_every`` updates
     and at the end, so an interrupted step picks up where it stopped. Returns the number of
     meta-updates, the seconds this call spent and the mean query accuracy of the last 100 updates.
     """
-    if checkpoint is not None and checkpoint.exists():
-        generator.set_state(maml.load_checkpoint(checkpoint)["generator"])
-    started = time.perf_counter()
-    deadline = None if minutes is None else started + 60.0 * minutes
-    recent: list[float] = []
-    while maml.meta_steps < steps and (deadline is None or time.perf_counter() < deadline):
-        metrics = maml.meta_step(sampler.sample(maml.config.meta_batch_size, generator))
-        recent = [*recent[-99:], metrics.get("query_accuracy", math.nan)]
-        if checkpoint is not None and maml.meta_steps % checkpoint_every == 0:
-            maml.save_checkpoint(checkpoint, extra={"generator": generator.get_state()})
-        if on_progress is not None:
-            on_progress(maml.meta_steps, steps, metrics)
-    if checkpoint is not None:
-        maml.save_checkpoint(checkpoint, extra={"generator": generator.get_state()})
+    _, fitted = meta_train(
+        maml,
+        lambda g: sampler.sample(maml.config.meta_batch_size, g),
+        steps,
+        generator,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+        on_step=None if on_progress is None else lambda step, metrics: on_progress(step, steps, metrics),
+        minutes=minutes,
+    )
     return {
-        "meta_updates": maml.meta_steps,
-        "seconds": round(time.perf_counter() - started, 1),
-        "train_query_accuracy": round(sum(recent) / len(recent), 4) if recent else math.nan,
+        "meta_updates": fitted.iterations,
+        "seconds": round(fitted.seconds, 1),
+        "train_query_accuracy": round(fitted.final.get("query_accuracy", math.nan), 4),
     }
 
 

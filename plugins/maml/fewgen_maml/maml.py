@@ -55,10 +55,7 @@ last training step are reused for the extra steps.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -485,24 +482,11 @@ class MAML:
             self.scheduler.load_state_dict(state["scheduler"])
         self.meta_steps = int(state["meta_steps"])
 
-    def save_checkpoint(self, path: Path, extra: dict[str, Any] | None = None) -> None:
-        """Write the state (and ``extra``: tensors and plain values) atomically to ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-        os.close(fd)
-        try:
-            torch.save({"maml": self.state_dict(), "extra": extra or {}}, partial)
-            os.replace(partial, path)  # a crash while saving never leaves a truncated checkpoint behind
-        finally:
-            if os.path.exists(partial):
-                os.unlink(partial)
-
-    def load_checkpoint(self, path: Path) -> dict[str, Any]:
-        """Restore the state saved by :meth:`save_checkpoint`; returns its ``extra``."""
-        payload = torch.load(path, map_location=self.device, weights_only=True)
-        self.load_state_dict(payload["maml"])
-        return payload["extra"]
+    def checkpoint_identity(self) -> dict[str, Any]:
+        """What a checkpoint must share to be resumed: the state's format and every training setting
+        (evaluation-only settings may differ: they change how a model is scored, not what it learned)."""
+        config = {name: value for name, value in asdict(self.config).items() if name not in EVALUATION_FIELDS}
+        return {"format": CHECKPOINT_FORMAT, "config": config}
 
 
 def config_from_dict(values: dict[str, Any]) -> MAMLConfig:

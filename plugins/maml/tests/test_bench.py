@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,19 +12,16 @@ from typing import Any
 import pytest
 import torch
 from click.testing import CliRunner
-from fewgen_maml.bench import (
-    DEFAULT_PEER_PYTHON,
-    DEFAULT_PEER_SCRIPT,
-    _eval_tasks,
-    _json_safe,
-    _with_shots,
-    select_step_sizes,
-)
+from fewgen_maml.bench import _eval_tasks, _json_safe, _with_shots, select_step_sizes
 
 from fewgen.cli import cli
 
-TINY_SINUSOID = ["bench", "maml-sinusoid", "--tasks", "6", "--val-tasks", "4", "--step-sizes", "0.01,0.1,0.02"]
-TINY_SPEED = ["bench", "maml-speed", "--meta-batch", "2", "--iters", "2", "--repeats", "1"]
+TINY_SINUSOID = ["bench", "maml-sinusoid", "--threads", "1", "--tasks", "6", "--val-tasks", "4"]
+TINY_SINUSOID += ["--step-sizes", "0.01,0.1,0.02"]  # last: a test replaces the grid
+TINY_SPEED = ["bench", "maml-speed", "--meta-batch", "2", "--iters", "2", "--repeats", "1", "--threads", "1"]
+# The peer and its venv as shared/peers/setup.sh builds them beside the repository (the test, not the bench, looks).
+HIGHER_PYTHON = Path(os.environ.get("PEERS_DIR", "/tmp/fewgen-peers")) / "higher-venv" / "bin" / "python"
+HIGHER_SCRIPT = Path(__file__).resolve().parents[4] / "shared" / "peers" / "higher_maml_step.py"
 
 
 def run(args: list[str]) -> Any:
@@ -34,10 +32,14 @@ def strict(constant: str) -> None:
     raise AssertionError(f"{constant} is not JSON")
 
 
-def report_of(args: list[str]) -> dict[str, Any]:
+def envelope_of(args: list[str]) -> dict[str, Any]:
     result = run([*args, "--json"])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout, parse_constant=strict)  # stdout holds one strict JSON object, nothing else
+
+
+def report_of(args: list[str]) -> dict[str, Any]:
+    return envelope_of(args)["figures"]
 
 
 def assert_summary(value: dict[str, Any], tasks: int) -> None:
@@ -78,8 +80,10 @@ def test_smaller_support_sets_are_prefixes_of_the_larger_ones() -> None:
 
 
 def test_maml_sinusoid_reports_every_mse_with_its_interval() -> None:
-    report = report_of([*TINY_SINUSOID, "--steps", "20", "--seed", "3"])
-    assert report["benchmark"] == "maml-sinusoid" and report["seed"] == 3
+    envelope = envelope_of([*TINY_SINUSOID, "--steps", "20", "--seed", "3"])
+    report = envelope["figures"]
+    assert envelope["benchmark"] == "maml-sinusoid" and envelope["settings"]["seed"] == 3
+    assert envelope["settings"]["steps"] == 20 and envelope["settings"]["step_sizes"] == [0.01, 0.02, 0.1]
     assert report["meta_updates"] == {"requested": 20, "done": 20, "stopped_by": "steps"}
     assert report["pretrain_updates"] == 20
     for shots in ("k5", "k10"):
@@ -94,18 +98,18 @@ def test_maml_sinusoid_reports_every_mse_with_its_interval() -> None:
             validation = {float(size): mse[steps] for size, mse in pretrained["validation_mse"].items()}
             assert validation[chosen] == min(validation.values())
     assert report["paper_k5"]["maml"]["1"] == 0.67 and report["paper_k5"]["pretrained"]["1"] == 2.41
-    target = report["target"]
-    assert target["max"] == 0.55 and target["value"] == report["mse"]["k5"]["maml"]["1"]["mean"]
-    assert target["met"] == (target["value"] <= 0.55)
-    assert report["torch_threads"] == 1 and report["torch_version"] == torch.__version__
+    assert envelope["target"]["mse_at_most"] == 0.55
+    assert envelope["met"] == (report["mse"]["k5"]["maml"]["1"]["mean"] <= 0.55)
+    machine = envelope["machine"]
+    assert machine["threads"] == 1 and torch.__version__.startswith(machine["libraries"]["torch"])
     assert all(math.isfinite(s) and s >= 0 for s in report["seconds"].values())
 
 
 def test_a_diverging_step_size_is_null_in_the_json_and_never_chosen() -> None:
     args = [*TINY_SINUSOID[:-1], "0.01,1000", "--steps", "3", "--train-shots", "5"]
-    report = report_of(args)
-    assert report["settings"]["train_shots"] == 5 and report["settings"]["train_queries"] == 5
-    pretrained = report["mse"]["k10"]["pretrained"]
+    envelope = envelope_of(args)
+    assert envelope["settings"]["train_shots"] == 5 and envelope["settings"]["train_queries"] == 5
+    pretrained = envelope["figures"]["mse"]["k10"]["pretrained"]
     assert pretrained["validation_mse"]["1000.0"]["10"] is None  # 10 steps of 1000 overflow to inf or nan
     assert set(pretrained["step_size"].values()) == {0.01}
     assert _json_safe({"a": [1.0, float("nan")], "b": (float("-inf"), 2)}) == {"a": [1.0, None], "b": [None, 2]}
@@ -161,23 +165,39 @@ def write_peer(tmp_path: Path, body: str) -> Path:
 
 @pytest.mark.parametrize("task", ["sinusoid", "omniglot"])
 def test_maml_speed_without_a_peer_reports_fewgen_and_says_why(task: str) -> None:
-    report = report_of([*TINY_SPEED, "--task", task, "--peer", "none", "--first-order"])
-    assert report["benchmark"] == "maml-speed" and report["task"] == task and report["meta_batch"] == 2
+    envelope = envelope_of([*TINY_SPEED, "--task", task, "--first-order"])
+    report, settings = envelope["figures"], envelope["settings"]
+    assert envelope["benchmark"] == "maml-speed" and settings["task"] == task and settings["meta_batch"] == 2
+    assert settings["iters"] == 2 and settings["peer_python"] is None and settings["peer_script"] is None
     for side in ("fewgen", "fewgen_first_order"):
         for key in ("tasks_per_s", "seconds_per_meta_iter"):
             values = report[side][key]
             assert len(values["all"]) == 1 and all(math.isfinite(v) and v > 0 for v in values["all"])
             assert values["median"] == values["all"][0]
-    assert report["higher"] == {"note": "skipped: --peer none"}
-    assert report["ratio"] is None and report["target"]["met"] is None
-    assert report["target"]["applies"] is False  # meta-batch 2 is not the target's
-    assert report["threads"]["torch"] >= 1 and report["torch_version"] == torch.__version__
+    assert report["higher"] == {"note": "left out: no --peer-python"}
+    assert report["ratio"] is None and envelope["met"] is None
+    assert report["target_applies"] is False  # meta-batch 2 is not the target's
+    assert envelope["machine"]["threads"] == 1
 
 
-def test_a_missing_peer_python_is_a_note_not_a_traceback(tmp_path: Path) -> None:
-    args = [*TINY_SPEED, "--task", "sinusoid", "--peer-python", str(tmp_path / "no-python")]
-    report = report_of(args)
-    assert report["ratio"] is None and "no peer python" in report["higher"]["note"]
+def test_the_default_meta_batch_is_the_targets_and_met_stays_null_without_the_peer() -> None:
+    envelope = envelope_of([*TINY_SPEED[:2], "--task", "sinusoid", "--iters", "1", "--repeats", "1"])
+    assert envelope["settings"]["meta_batch"] == 25 and envelope["figures"]["target_applies"] is True
+    assert envelope["target"] == {"ratio_at_least": 10.0, "meta_batch": 25, "order": "second"}
+    assert envelope["met"] is None
+
+
+@pytest.mark.parametrize(
+    ("peer", "message"),
+    [
+        (["--peer-python", "no-python"], "'no-python' does not exist"),
+        (["--peer-python", sys.executable], "--peer-python needs --peer-script"),
+        (["--peer-script", "no-script.py"], "'no-script.py' does not exist"),
+    ],
+)
+def test_a_missing_peer_is_a_usage_error_not_a_traceback(peer: list[str], message: str) -> None:
+    result = run([*TINY_SPEED, "--task", "sinusoid", *peer])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
 
 
 def test_the_ratio_is_fewgen_over_the_peer_with_alternating_repeats(tmp_path: Path) -> None:
@@ -191,19 +211,15 @@ def test_the_ratio_is_fewgen_over_the_peer_with_alternating_repeats(tmp_path: Pa
         "print(json.dumps({'peer': 'fake', 'seconds_per_meta_iter': 10.0, 'tasks_per_s': 2.5}))\n",
     )
     args = ["bench", "maml-speed", "--task", "sinusoid", "--iters", "2", "--repeats", "2", "--threads", "1"]
-    report = report_of([*args, "--peer-python", sys.executable, "--peer-script", str(script)])
+    envelope = envelope_of([*args, "--peer-python", sys.executable, "--peer-script", str(script)])
+    report = envelope["figures"]
     assert report["higher"]["tasks_per_s"] == {"median": 2.5, "all": [2.5, 2.5]}
     assert report["higher"]["seconds_per_meta_iter"]["all"] == [10.0, 10.0]
     assert report["ratio"] == pytest.approx(report["fewgen"]["tasks_per_s"]["median"] / 2.5, abs=0.01)
     assert len(report["ratios"]) == 2
-    assert report["target"] == {
-        "ratio_at_least": 10.0,
-        "meta_batch": 25,
-        "order": "second",
-        "applies": True,
-        "met": report["ratio"] >= 10,
-    }
-    assert report["threads"]["requested"] == 1 and report["threads"]["torch"] == 1
+    assert envelope["target"] == {"ratio_at_least": 10.0, "meta_batch": 25, "order": "second"}
+    assert envelope["met"] == (report["ratio"] >= 10) and report["target_applies"] is True
+    assert envelope["settings"]["peer_python"] == sys.executable and envelope["machine"]["threads"] == 1
 
 
 def test_a_failing_peer_is_a_clean_error(tmp_path: Path) -> None:
@@ -216,13 +232,12 @@ def test_a_failing_peer_is_a_clean_error(tmp_path: Path) -> None:
     "bad", [["--task", "mnist"], ["--task", "sinusoid", "--repeats", "0"], ["--task", "sinusoid", "--iters", "0"], []]
 )
 def test_bad_speed_options_exit_cleanly(bad: list[str]) -> None:
-    result = run(["bench", "maml-speed", *bad, "--peer", "none", "--json"])
+    result = run(["bench", "maml-speed", *bad, "--json"])
     assert result.exit_code == 2 and "Traceback" not in result.output
 
 
-@pytest.mark.skipif(
-    not (DEFAULT_PEER_PYTHON.is_file() and DEFAULT_PEER_SCRIPT.is_file()), reason="no higher peer venv here"
-)
+@pytest.mark.skipif(not (HIGHER_PYTHON.is_file() and HIGHER_SCRIPT.is_file()), reason="no higher peer venv here")
 def test_the_real_peer_runs_beside_fewgen() -> None:
-    report = report_of([*TINY_SPEED, "--task", "sinusoid"])
+    peer = ["--peer-python", str(HIGHER_PYTHON), "--peer-script", str(HIGHER_SCRIPT)]
+    report = report_of([*TINY_SPEED, "--task", "sinusoid", *peer])
     assert report["higher"]["tasks_per_s"]["median"] > 0 and report["ratio"] > 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -39,24 +40,36 @@ def omniglot(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def bench(omniglot: Path, *extra: str):
+    """The bench on tiny settings, without --json: its progress on stderr, the envelope alone on stdout."""
     args = ["bench", "maml-omniglot", "--data", str(omniglot), "--train", "train_set", "--test", "test_set"]
     tiny = ["--way", "3", "--steps", "3", "--meta-batch", "2", "--pretrain-steps", "2", "--tasks", "5"]
-    tiny += ["--validation-tasks", "2", "--finetune-steps", "2", "--json"]
+    tiny += ["--validation-tasks", "2", "--finetune-steps", "2", "--threads", "1"]
     return CliRunner().invoke(cli, [*args, *tiny, *extra])
 
 
-def test_reports_both_methods_with_confidence_intervals(omniglot: Path) -> None:
-    result = bench(omniglot)
+def figures_of(result) -> dict:
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert report["benchmark"] == "maml-omniglot" and report["ways"] == 3 and report["shots"] == 1
+    return json.loads(result.stdout)["figures"]
+
+
+def test_reports_both_methods_with_confidence_intervals(omniglot: Path) -> None:
+    result = bench(omniglot, "--seed", "2")
+    assert result.exit_code == 0, result.output
+    envelope = json.loads(result.stdout)
+    assert envelope["benchmark"] == "maml-omniglot" and envelope["settings"]["seed"] == 2
+    # --device auto, resolved as the fewshot evaluator resolves it.
+    assert envelope["settings"]["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert envelope["machine"]["device"] == "auto" and envelope["machine"]["threads"] == 1
+    assert envelope["target"] is None and envelope["met"] is None  # the target is for 5-way 1-shot
+    report = envelope["figures"]
+    assert report["ways"] == 3 and report["shots"] == 1
     # 10 training characters x 4 rotations, 3 held out (as characters, before rotation) for the baseline's rate.
     assert report["classes"] == {"train": 28, "validation": 3, "test": 6}
     for method in ("maml", "finetune", "protonets"):
         assert set(report[method]["accuracy"]) == {"mean", "ci95", "tasks"}
         assert report[method]["accuracy"]["tasks"] == 5
         assert report[method]["seconds"] >= 0
-    assert report["maml"]["meta_updates"] == 3 and "target" not in report  # the target is for 5-way 1-shot
+    assert report["maml"]["meta_updates"] == 3
     # Matched compute: the baselines take MAML's 3 gradient steps unless told otherwise (--pretrain-steps 2).
     assert report["compute"]["gradient_steps"] == {"maml": 3, "finetune": 2, "protonets": 3}
     for comparison in report["comparisons"].values():
@@ -66,9 +79,7 @@ def test_reports_both_methods_with_confidence_intervals(omniglot: Path) -> None:
 
 
 def test_proto_train_ways_trains_prototypes_on_wider_episodes(omniglot: Path) -> None:
-    result = bench(omniglot, "--proto-train-ways", "5", "--proto-steps", "2")
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
+    report = figures_of(bench(omniglot, "--proto-train-ways", "5", "--proto-steps", "2"))
     assert report["protonets"]["train_ways"] == 5 and report["compute"]["gradient_steps"]["protonets"] == 2
     assert report["ways"] == 3 and report["compute"]["same_episodes_as_maml"]["protonets"] is False
 
@@ -78,6 +89,8 @@ def test_missing_set_and_impossible_episodes_are_clean_errors(omniglot: Path) ->
     assert missing.exit_code != 0 and "no folder nope" in missing.output and "Traceback" not in missing.output
     too_many = bench(omniglot, "--way", "7")
     assert too_many.exit_code != 0 and "7-way" in too_many.output and "Traceback" not in too_many.output
+    bad_device = bench(omniglot, "--device", "gpu")
+    assert bad_device.exit_code != 0 and "not one of auto, cpu" in bad_device.output
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +103,7 @@ def full_omniglot(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_paper_protocol_pools_both_sets_and_rotates_every_class(full_omniglot: Path) -> None:
-    result = bench(full_omniglot, "--protocol", "paper", "--train-characters", "10")
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
+    report = figures_of(bench(full_omniglot, "--protocol", "paper", "--train-characters", "10"))
     assert report["data"] == {
         "root": str(full_omniglot),
         "protocol": "paper",
@@ -125,8 +136,6 @@ def test_paper_protocol_needs_both_full_sets(omniglot: Path, full_omniglot: Path
 
 
 def test_random_batch_pretraining_is_an_option(omniglot: Path) -> None:
-    result = bench(omniglot, "--pretrain-batches", "random")
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
+    report = figures_of(bench(omniglot, "--pretrain-batches", "random"))
     assert report["finetune"]["pretrain_batches"] == "random" and report["finetune"]["updates"] == 2
     assert report["compute"]["same_episodes_as_maml"]["finetune"] is False

@@ -9,8 +9,6 @@ format. Images are a few small files shared by all samples: the export never ope
 from __future__ import annotations
 
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from fewgen.bench import Bench, BenchResult, bench_command
 from fewgen.dataset import Box, Dataset, Provenance, Sample
 from fewgen.imageio import save_image
 
@@ -91,21 +90,23 @@ def write_synthetic_run(folder: Path, samples: int, boxes_per_sample: int = 4, s
     return folder
 
 
-@click.command("review-export")
+@bench_command("review-export")
 @click.option("--samples", type=click.IntRange(min=1), default=10_000, show_default=True)
 @click.option("--boxes", "boxes_per_sample", type=click.IntRange(min=0), default=4, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--keep", is_flag=True, help="Keep the benchmark's FiftyOne dataset (deleted by default).")
-def review_export(samples: int, boxes_per_sample: int, batch_size: int, keep: bool) -> None:
-    """Time exporting a synthetic run of SAMPLES samples with boxes to FiftyOne; prints JSON."""
+def review_export(bench: Bench, samples: int, boxes_per_sample: int, batch_size: int, keep: bool) -> BenchResult:
+    """Time exporting a synthetic run of SAMPLES samples with boxes to FiftyOne (--seed draws the boxes)."""
     import fiftyone as fo
 
     from fewgen_review.convert import export_run
     from fewgen_review.runfolder import read_run
 
     with tempfile.TemporaryDirectory(prefix="fewgen-review-bench-") as tmp:
-        folder = write_synthetic_run(Path(tmp) / "review-export-bench", samples, boxes_per_sample)
+        bench.say(f"writing a synthetic run of {samples} samples")
+        folder = write_synthetic_run(Path(tmp) / "review-export-bench", samples, boxes_per_sample, bench.seed)
         fo.list_datasets()  # connects to (or starts) the database: not part of the export's time
+        bench.say("exporting it to FiftyOne")
         started = time.perf_counter()
         run = read_run(folder)
         read_seconds = time.perf_counter() - started
@@ -113,20 +114,13 @@ def review_export(samples: int, boxes_per_sample: int, batch_size: int, keep: bo
         total = time.perf_counter() - started
         if not keep:
             fo.delete_dataset(summary.name)
-    click.echo(
-        json.dumps(
-            {
-                "benchmark": "review-export",
-                "samples": summary.samples,
-                "ground_truth_boxes": summary.boxes,
-                "test_samples_with_predictions": len(run.detections[0].by_sample),
-                "batch_size": batch_size,
-                "seconds": {"read_run": round(read_seconds, 3), **summary.seconds, "end_to_end": round(total, 3)},
-                "samples_per_second": round(summary.samples / total, 1),
-                "views": summary.views,
-                "fiftyone": fo.__version__,
-                "machine": {"cpus": os.cpu_count(), "platform": platform.platform(terse=True)},
-            },
-            indent=2,
-        )
-    )
+    figures = {
+        "samples": summary.samples,
+        "ground_truth_boxes": summary.boxes,
+        "test_samples_with_predictions": len(run.detections[0].by_sample),
+        "seconds": {"read_run": round(read_seconds, 3), **summary.seconds, "end_to_end": round(total, 3)},
+        "samples_per_second": round(summary.samples / total, 1),
+        "views": summary.views,
+        "fiftyone": fo.__version__,
+    }
+    return BenchResult(figures)

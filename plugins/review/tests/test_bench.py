@@ -23,10 +23,16 @@ def test_synthetic_run_is_a_readable_run_folder(tmp_path) -> None:
 def test_bench_exports_and_deletes_its_dataset(fiftyone_db: str) -> None:
     import fiftyone as fo
 
-    result = CliRunner().invoke(review_export, ["--samples", "40", "--batch-size", "16"])
+    result = CliRunner().invoke(review_export, ["--samples", "40", "--batch-size", "16", "--threads", "1"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)  # progress goes to stderr
+    envelope = json.loads(result.stdout)  # progress goes to stderr
+    assert envelope["benchmark"] == "review-export" and "exporting it to FiftyOne" in result.stderr
+    assert envelope["settings"]["samples"] == 40 and envelope["settings"]["batch_size"] == 16
+    assert envelope["settings"]["seed"] == 0 and envelope["machine"]["threads"] == 1
+    assert envelope["target"] is None and envelope["met"] is None
+    report = envelope["figures"]
     assert report["samples"] == 40 and report["ground_truth_boxes"] == 160
     assert report["views"]["synthetic only"] == 8
     assert report["seconds"]["end_to_end"] >= report["seconds"]["total"] > 0
+    assert report["fiftyone"] == fo.__version__
     assert "review-export-bench-40" not in fo.list_datasets()

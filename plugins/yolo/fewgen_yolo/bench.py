@@ -1,14 +1,15 @@
 """``fewgen bench detect``: does augmentation help a detector trained on a few real images?
 
-Builds a recipe (kept in the run folder, so the measurement can be rerun as it is):
+Builds a recipe (kept beside the run folder, so the measurement can be rerun as it is):
 N real training images from a dataset, one ``augment`` step per preset, and the ``yolo``
-evaluator; runs it through the engine; prints one JSON object with both models' mAP,
-the delta and its bootstrap CI, and the training times.
+evaluator; runs it through the engine on the bench's device and thread count. The figures
+are the baseline's and each variant's mAP, the delta, its bootstrap CI and verdict, and the
+training times; the target is the detection issue's, a positive mAP50 delta whose 95 % CI
+excludes zero, for every variant.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -16,6 +17,11 @@ from typing import Any
 
 import click
 import yaml
+
+from fewgen.bench import Bench, BenchResult, bench_command
+
+FIGURES = ("mAP50", "mAP50-95")
+DELTA_KEYS = (("mAP50", "map50"), ("mAP50-95", "map50_95"))
 
 
 def _key_value(items: tuple[str, ...], option: str) -> dict[str, str]:
@@ -28,7 +34,7 @@ def _key_value(items: tuple[str, ...], option: str) -> dict[str, str]:
     return pairs
 
 
-@click.command("detect")
+@bench_command("detect", device=True)
 @click.option("--data", "root", required=True, type=click.Path(exists=True, file_okay=False), help="Dataset folder.")
 @click.option("--card", required=True, help="Dataset card describing its layout (see `fewgen cards`).")
 @click.option("--train-images", type=int, default=20, show_default=True, help="Real training images kept.")
@@ -62,10 +68,9 @@ def _key_value(items: tuple[str, ...], option: str) -> dict[str, str]:
     show_default=True,
     help="Cap on validation images (ultralytics validates every epoch; on an untrained model that is slow).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Recipe seed (sample choice, augmentation).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run folder (default: a temporary one).")
-@click.option("--json", "as_json", is_flag=True, help="Print only the JSON result on stdout.")
 def detect(
+    bench: Bench,
     root: str,
     card: str,
     train_images: int,
@@ -80,22 +85,28 @@ def detect(
     where: tuple[str, ...],
     test_images: int | None,
     val_images: int,
-    seed: int,
     out_dir: str | None,
-    as_json: bool,
-) -> None:
-    """Baseline vs augmented YOLO on a real held-out split: mAP50, mAP50-95, delta with CI and verdict."""
+) -> BenchResult:
+    """Baseline vs augmented YOLO on a real held-out split: mAP50, mAP50-95, delta with CI and verdict.
+
+    --seed is the recipe's seed (which real images are kept, the augmentation); --seeds are the
+    detectors' training seeds. --device and --threads become the recipe's, so every step runs on them.
+    """
     from fewgen.engine import Engine
     from fewgen.plugins import get_registry
     from fewgen.recipe import load_recipe
+    from fewgen.verdicts import HELPS
 
+    data = Path(root).resolve()
     limit: dict[str, int] = {"train": train_images, "val": val_images}
     if test_images:
         limit["test"] = test_images
     recipe: dict[str, Any] = {
         "name": "bench-detect",
-        "seed": seed,
-        "dataset": {"card": card, "root": str(Path(root).resolve()), "limit": limit},
+        "seed": bench.seed,
+        "device": bench.device,
+        "threads": bench.threads,
+        "dataset": {"card": card, "root": str(data), "limit": limit},
         "steps": [
             {
                 "name": f"augment_{preset}",
@@ -131,31 +142,26 @@ def detect(
     registry = get_registry()
     loaded = load_recipe(recipe_path, registry)
     started = time.perf_counter()
-    result = Engine(registry, echo=lambda message: click.echo(message, err=True)).run(loaded, target, overwrite=True)
+    result = Engine(registry, echo=bench.say).run(loaded, target, overwrite=True)
     metrics = result.metrics["detect"]
-    summary = {
-        "benchmark": "detect",
-        "data": str(Path(root).resolve()),
-        "card": card,
-        "presets": list(presets),
-        "copies": copies,
-        "settings": metrics["settings"],
-        "baseline": {k: metrics["baseline"][k] for k in ("mAP50", "mAP50-95")},
-        "variants": {
-            variant: {
-                **{k: entry[k] for k in ("mAP50", "mAP50-95")},
-                "delta": {
-                    name: {
-                        "delta": entry["delta"][key]["delta"],
-                        "ci": entry["delta"][key]["delta_ci"],
-                        "share_positive": entry["delta"][key]["share_delta_positive"],
-                        "verdict": entry["delta"][key]["verdict"]["verdict"],
-                    }
-                    for name, key in (("mAP50", "map50"), ("mAP50-95", "map50_95"))
-                },
-            }
-            for variant, entry in metrics["variants"].items()
-        },
+    variants = {
+        variant: {
+            **{k: entry[k] for k in FIGURES},
+            "delta": {
+                name: {
+                    "delta": entry["delta"][key]["delta"],
+                    "ci": entry["delta"][key]["delta_ci"],
+                    "share_positive": entry["delta"][key]["share_delta_positive"],
+                    "verdict": entry["delta"][key]["verdict"]["verdict"],
+                }
+                for name, key in DELTA_KEYS
+            },
+        }
+        for variant, entry in metrics["variants"].items()
+    }
+    figures = {
+        "baseline": {k: metrics["baseline"][k] for k in FIGURES},
+        "variants": variants,
         # Training times are run-specific, so the engine keeps them in the manifest, not in metrics.json.
         "timing": next(
             (step["timing"].get("reported") for step in result.manifest["steps"] if step.get("name") == "detect"), None
@@ -163,7 +169,18 @@ def detect(
         "total_seconds": round(time.perf_counter() - started, 1),
         "run_dir": str(result.out_dir),
         "recipe": str(recipe_path),
+        "report": str(result.out_dir / "reports" / "detect" / "report.html"),
     }
-    if not as_json:
-        click.echo(f"report: {result.out_dir / 'reports' / 'detect' / 'report.html'}", err=True)
-    click.echo(json.dumps(summary))
+    bench.say(f"report: {figures['report']}")
+    helps = all(entry["delta"]["mAP50"]["verdict"] == HELPS for entry in variants.values())
+    return BenchResult(
+        figures,
+        target={
+            "mAP50_delta_verdict": HELPS,
+            "variants": "every",
+            "what": "each variant's mAP50 delta over the baseline has its 95 % CI above zero",
+        },
+        met=helps,
+        # What the evaluator resolved from the options (epochs per model under same_steps, images per split).
+        settings={"data": str(data), "evaluator": metrics["settings"]},
+    )
