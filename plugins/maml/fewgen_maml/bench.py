@@ -199,24 +199,32 @@ def maml_sinusoid(
     from fewgen_maml.backbones import sinusoid_mlp
     from fewgen_maml.maml import MAML, PAPER_SETTINGS
     from fewgen_maml.tasks import SinusoidTasks
+    from fewgen_maml.training import meta_train
 
     seed = bench.seed
     config = PAPER_SETTINGS["sinusoid"]
     distribution = SinusoidTasks(shots=train_shots, queries=train_shots)
-    deadline = None if minutes is None else time.perf_counter() + 60.0 * minutes
-
     # MAML
     torch.manual_seed(seed)
     maml = MAML(sinusoid_mlp(), config)
     generator = torch.Generator().manual_seed(seed)
     progress = _Progress("maml", steps, bench.say)
     recent = 0.0
-    started = time.perf_counter()
-    while maml.meta_steps < steps and (deadline is None or time.perf_counter() < deadline):
-        metrics = maml.meta_step(distribution.sample(config.meta_batch_size, generator))
-        recent = 0.99 * recent + 0.01 * metrics["query_loss"] if maml.meta_steps > 1 else metrics["query_loss"]
-        progress.update(maml.meta_steps, recent)
-    maml_seconds = time.perf_counter() - started
+
+    def report(step: int, metrics: dict[str, float]) -> None:
+        nonlocal recent
+        recent = 0.99 * recent + 0.01 * metrics["query_loss"] if step > 1 else metrics["query_loss"]
+        progress.update(step, recent)
+
+    _, fitted = meta_train(
+        maml,
+        lambda g: distribution.sample(config.meta_batch_size, g),
+        steps,
+        generator,
+        on_step=report,
+        minutes=minutes,
+    )
+    maml_seconds = fitted.seconds
     progress.update(maml.meta_steps, recent, force=True)
     stopped_by = "steps" if maml.meta_steps >= steps else "minutes"
 
