@@ -12,6 +12,8 @@ every test session in an environment with fewgen has:
   for one test; the previous count is restored afterwards. Unset, torch is left alone (and not
   imported).
 * the ``fewgen_run`` fixture: :func:`run_recipe` bound to the test's ``tmp_path``.
+* the ``gpu`` marker: such a test runs where torch finds a CUDA GPU and is skipped elsewhere
+  (``pytest -m gpu`` runs only those, as ``benchmarks/gpu_check.sh`` does on a GPU machine).
 """
 
 from __future__ import annotations
@@ -39,6 +41,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "torch_threads(n): torch's thread count during this test (None: leave it)")
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU; skipped where torch finds none")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    marked = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not marked:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch finds none here)")
+    for item in marked:
+        item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

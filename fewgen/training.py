@@ -17,6 +17,10 @@ calls :func:`fit`::
   checkpoint made with other settings is refused in one line instead of resumed. The trainer's
   state must hold its random generators, so resumed training makes exactly the iterations an
   uninterrupted one makes.
+* **Schedules that follow the budget.** ``before_iteration(share)`` is called before each
+  iteration with the share of the budget spent (:meth:`Budget.share`), e.g. for a learning rate
+  that decays over the second half of training, whether training is counted in iterations or
+  minutes.
 * **One summary shape** (:class:`FitSummary`), whatever the method.
 * :func:`choose_device` (``auto`` picks CUDA when present) and :func:`autocast` (bf16 on CPUs
   with native bf16 arithmetic, fp16 or bf16 on CUDA) are the device and precision choices
@@ -90,6 +94,16 @@ class Budget:
             return "minutes"
         return None
 
+    def share(self, iterations: int, seconds: float) -> float:
+        """How much of the budget is spent, from 0 to 1 (at least 1 once :meth:`spent`): the larger share of
+        the two limits."""
+        shares = []
+        if self.iterations is not None:
+            shares.append(iterations / self.iterations if self.iterations else 1.0)
+        if self.minutes is not None:
+            shares.append(seconds / (60 * self.minutes))
+        return max(shares)
+
 
 @dataclass
 class FitSummary:
@@ -109,15 +123,20 @@ class FitSummary:
 
 def save_checkpoint(path: Path, identity: dict[str, Any], state: dict[str, Any], **extra: Any) -> None:
     """Write ``state`` with its ``identity`` (and ``extra`` plain values) to ``path`` atomically."""
+    payload = {"format": CHECKPOINT_FORMAT, "identity": json.dumps(identity, sort_keys=True), "state": state, **extra}
+    save_atomically(payload, path)
+
+
+def save_atomically(payload: dict[str, Any], path: Path) -> None:
+    """``torch.save`` through a temporary file renamed over ``path``: a crash never leaves a truncated file."""
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     os.close(handle)
-    payload = {"format": CHECKPOINT_FORMAT, "identity": json.dumps(identity, sort_keys=True), "state": state, **extra}
     try:
         torch.save(payload, partial)
-        os.replace(partial, path)  # a crash while saving never leaves a truncated checkpoint behind
+        os.replace(partial, path)
     finally:
         if os.path.exists(partial):
             os.unlink(partial)
@@ -148,6 +167,7 @@ def load_checkpoint(path: Path, identity: dict[str, Any], device: Any = "cpu") -
 
 
 Progress = Callable[[int, dict[str, float]], None]  # (iterations done in all, this iteration's figures)
+Schedule = Callable[[float], None]  # (the share of the budget spent, 0 to 1)
 
 
 def fit(
@@ -158,8 +178,13 @@ def fit(
     on_iteration: Progress | None = None,
     device: Any = "cpu",
     final_window: int = 50,
+    before_iteration: Schedule | None = None,
 ) -> FitSummary:
-    """Train ``trainer`` until ``budget`` is spent, resuming from and saving to ``checkpoint``."""
+    """Train ``trainer`` until ``budget`` is spent, resuming from and saving to ``checkpoint``.
+
+    ``before_iteration(share)`` runs before each iteration with the share of the budget spent so
+    far (over every resume), for schedules that follow the budget.
+    """
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
     iteration, trained_before = 0, 0.0
@@ -176,7 +201,12 @@ def fit(
             seconds = trained_before + time.perf_counter() - started
             save_checkpoint(checkpoint, trainer.identity(), trainer.state_dict(), iteration=iteration, seconds=seconds)
 
-    while (stopped_by := budget.spent(iteration, trained_before + time.perf_counter() - started)) is None:
+    while True:
+        trained = trained_before + time.perf_counter() - started
+        if (stopped_by := budget.spent(iteration, trained)) is not None:
+            break
+        if before_iteration is not None:
+            before_iteration(budget.share(iteration, trained))
         figures = trainer.train_step()
         iteration += 1
         recent = [*recent[-(final_window - 1) :], figures] if final_window > 1 else [figures]
@@ -197,6 +227,24 @@ def fit(
         stopped_by=stopped_by,
         final={key: round(sum(f[key] for f in recent) / len(recent), 6) for key in (recent[-1] if recent else {})},
     )
+
+
+def global_rng_state(device: Any) -> dict[str, Any]:
+    """torch's global generators (the CPU's, and the GPU's on a GPU, where dropout draws), for a trainer's
+    :meth:`~Trainable.state_dict` when its networks draw from them."""
+    import torch
+
+    on_gpu = torch.device(device).type == "cuda"
+    return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if on_gpu else None}
+
+
+def set_global_rng_state(state: dict[str, Any], device: Any) -> None:
+    """Restore what :func:`global_rng_state` saved (the GPU's only when training on a GPU again)."""
+    import torch
+
+    torch.set_rng_state(state["cpu"].cpu())
+    if state["cuda"] is not None and torch.device(device).type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
 def choose_device(requested: str = "auto") -> Any:

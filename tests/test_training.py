@@ -16,9 +16,11 @@ from fewgen.training import (  # noqa: E402
     autocast,
     choose_device,
     fit,
+    global_rng_state,
     load_checkpoint,
     resolve_precision,
     save_checkpoint,
+    set_global_rng_state,
 )
 
 
@@ -141,6 +143,28 @@ def test_loading_runs_no_code_from_the_file(tmp_path: Path) -> None:
     torch.save({"format": 1, "identity": "{}", "state": Interrupted("pickled object")}, checkpoint)
     with pytest.raises(CheckpointMismatch, match="not a readable checkpoint"):
         load_checkpoint(checkpoint, {})
+
+
+def test_a_schedule_sees_the_share_of_the_budget_spent_over_resumes(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "ckpt.pt"
+    shares: list[float] = []
+    fit(LineFitter(), Budget(iterations=4), checkpoint=checkpoint, before_iteration=shares.append)
+    assert shares == [0.0, 0.25, 0.5, 0.75]
+    shares.clear()
+    fit(LineFitter(), Budget(iterations=8), checkpoint=checkpoint, before_iteration=shares.append)
+    assert shares == [0.5, 0.625, 0.75, 0.875]  # the share counts the iterations of the earlier call
+    assert Budget(iterations=0).share(0, 0.0) == 1.0
+    assert Budget(iterations=100, minutes=1).share(10, 30.0) == 0.5  # the larger of the two shares
+    assert Budget(minutes=2).share(1000, 30.0) == 0.25
+
+
+def test_global_generators_are_saved_and_restored() -> None:
+    cpu = torch.device("cpu")
+    state = global_rng_state(cpu)
+    assert state["cuda"] is None  # the GPU's generator only when training there
+    drawn = torch.rand(3)
+    set_global_rng_state(state, cpu)
+    assert torch.equal(torch.rand(3), drawn)
 
 
 @pytest.mark.parametrize(

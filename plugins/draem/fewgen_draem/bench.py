@@ -1,14 +1,25 @@
 """DRAEM benchmarks: synthesis throughput, training-step speed and anomaly-detection quality, beside anomalib.
 
 ``fewgen bench draem-synth``: DRAEM anomaly synthesis throughput, beside anomalib's in the same run.
+Both sides get the same job as the peer script ``shared/peers/anomalib_perlin.py``: N random
+images of SIZE x SIZE, every image given an anomaly (probability 1), Perlin noise (or a texture
+folder) as the source; timed after a warm-up call, synthesis only.
 
-Both sides get the same job as the peer script in ``shared/peers/anomalib_perlin.py``:
-N random images of SIZE x SIZE, every image given an anomaly (probability 1), Perlin
-noise (or a texture folder) as the source; timed after a warm-up call, synthesis only.
+``fewgen bench draem-train``: seconds per training step at a preset's width, beside anomalib's
+full-width step (``shared/peers/anomalib_draem_step.py``) and the machine's conv ceiling
+(``shared/peers/cpu_peak.py``).
+
+``fewgen bench draem-anomaly``: train within a time budget and report every anomaly metric,
+beside anomalib's DRAEM trained at the same time (``benchmarks/anomalib_draem_train.py``).
+
+The anomalib side runs in anomalib's own virtual environment: ``--peer-python`` names its
+interpreter (``shared/peers/setup.sh`` builds it) and ``--peer-script`` the peer's script.
+Without both, the peer is left out and the figures say so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -19,17 +30,45 @@ from typing import Any
 
 import click
 
-DEFAULT_PEER_PYTHON = Path(os.environ.get("PEERS_DIR", "/tmp/fewgen-peers")) / "anomalib-venv" / "bin" / "python"
+from fewgen.bench import Bench, BenchResult, bench_command
+
+SYNTH_SPEEDUP_TARGET = 3.0  # fewgen's images/s over anomalib's (the DRAEM issue)
+STEP_RATIO_TARGET = 1.0  # anomalib's seconds per step over fewgen's, at the paper's width
+AUROC_TARGET = 0.90  # image and pixel AUROC (the DRAEM issue)
 
 
-def _fewgen_images_per_second(n: int, size: int, batch: int, device: str, textures: Path | None) -> dict[str, float]:
+def peer_script_option(script: str, what: str) -> Any:
+    """``--peer-script``: the anomalib side's script, run with --peer-python."""
+    return click.option(
+        "--peer-script",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help=f"{script}: {what} (run with --peer-python; without both, anomalib is left out).",
+    )
+
+
+def _peer_skipped(bench: Bench, script: Path | None) -> str | None:
+    """Why the anomalib side is left out, or None when it runs."""
+    missing = [name for name, given in (("--peer-python", bench.peer_python), ("--peer-script", script)) if not given]
+    return "no " + " and no ".join(missing) if missing else None
+
+
+def _device(bench: Bench) -> str:
+    from fewgen.engine import resolve_device
+    from fewgen.recipe import check_device
+
+    return resolve_device(check_device(bench.device or "auto"))
+
+
+def _fewgen_images_per_second(
+    n: int, size: int, batch: int, device: str, textures: Path | None, seed: int
+) -> dict[str, float]:
     import torch
 
     from fewgen.imageio import IMAGE_SUFFIXES, load_rgb
     from fewgen_draem.synthesis import AnomalySynthesizer
 
     synthesizer = AnomalySynthesizer(normal_share=0.0)
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(seed)
     images = torch.rand(n, 3, size, size, generator=generator).to(device)
     sources = None
     if textures is not None:
@@ -54,73 +93,37 @@ def _fewgen_images_per_second(n: int, size: int, batch: int, device: str, textur
     return {"images_per_s": n / seconds, "seconds": seconds, "mask_fraction": masked / (n * size * size)}
 
 
-@click.command("draem-synth")
+@bench_command("draem-synth", device=True, peer=True)
 @click.option("--size", type=int, default=256, show_default=True, help="Image side in pixels.")
 @click.option("--n", type=int, default=64, show_default=True, help="Images synthesised (timed).")
 @click.option("--batch", type=int, default=16, show_default=True, help="Images per synthesis call.")
-@click.option("--device", default="cpu", show_default=True)
 @click.option("--textures", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Anomaly sources.")
-@click.option("--peer", type=click.Choice(["anomalib"]), help="Also time anomalib's PerlinAnomalyGenerator.")
-@click.option(
-    "--peer-python",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_PEER_PYTHON,
-    show_default=True,
-    help="Python of the venv with anomalib (built by shared/peers/setup.sh).",
-)
-@click.option(
-    "--peer-script",
-    type=click.Path(path_type=Path),
-    default=Path(__file__).resolve().parents[3] / ".." / "shared" / "peers" / "anomalib_perlin.py",
-    help="The peer's timing script.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print only the JSON result.")
+@peer_script_option("shared/peers/anomalib_perlin.py", "anomalib's PerlinAnomalyGenerator on the same job")
 def draem_synth(
-    size: int,
-    n: int,
-    batch: int,
-    device: str,
-    textures: Path | None,
-    peer: str | None,
-    peer_python: Path,
-    peer_script: Path,
-    as_json: bool,
-) -> None:
-    """Images per second of DRAEM anomaly synthesis (and of anomalib's, with --peer anomalib)."""
-    import torch
-
-    result: dict[str, object] = {
-        "benchmark": "draem-synth",
-        "size": size,
-        "n": n,
-        "batch": batch,
-        "device": device,
-        "textures": bool(textures),
-        "torch_threads": torch.get_num_threads(),
-        "fewgen": _fewgen_images_per_second(n, size, batch, device, textures),
-    }
-    if peer == "anomalib":
-        if not peer_python.is_file() or not peer_script.is_file():
-            raise click.UsageError(
-                f"peer not available: need {peer_python} (run shared/peers/setup.sh) and {peer_script}"
-            )
-        command = [str(peer_python), str(peer_script), str(n), str(size)] + ([str(textures)] if textures else [])
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        peer_result = json.loads(output.strip().splitlines()[-1])
-        result["anomalib"] = peer_result
-        result["speedup"] = round(result["fewgen"]["images_per_s"] / peer_result["images_per_s"], 2)  # type: ignore[index]
-    if not as_json:
-        print(f"fewgen: {result['fewgen']['images_per_s']:.1f} images/s", file=sys.stderr)  # type: ignore[index]
-    click.echo(json.dumps(result))
+    bench: Bench, size: int, n: int, batch: int, textures: Path | None, peer_script: Path | None
+) -> BenchResult:
+    """Images per second of DRAEM anomaly synthesis, and of anomalib's beside it."""
+    device = _device(bench)
+    bench.say(f"synthesising {n} images of {size} px on {device}")
+    ours = _fewgen_images_per_second(n, size, batch, device, textures, bench.seed)
+    bench.say(f"fewgen: {ours['images_per_s']:.1f} images/s")
+    figures: dict[str, Any] = {"fewgen": ours}
+    target = {"speedup_at_least": SYNTH_SPEEDUP_TARGET}
+    skipped = _peer_skipped(bench, peer_script)
+    if skipped:
+        figures["anomalib"] = {"skipped": skipped}
+        return BenchResult(figures, target, None, settings={"device": device})
+    assert peer_script is not None
+    theirs = bench.run_peer(peer_script, [str(n), str(size)] + ([str(textures)] if textures else []))
+    figures["anomalib"] = theirs
+    figures["speedup"] = round(ours["images_per_s"] / theirs["images_per_s"], 2)
+    return BenchResult(figures, target, figures["speedup"] >= SYNTH_SPEEDUP_TARGET, settings={"device": device})
 
 
 # --- draem-train ------------------------------------------------------------------------------------------------------
 
-CPU_PEAK_SCRIPT = Path(__file__).resolve().parents[3] / ".." / "shared" / "peers" / "cpu_peak.py"
-ANOMALIB_STEP_SCRIPT = Path(__file__).resolve().parents[3] / ".." / "shared" / "peers" / "anomalib_draem_step.py"
 
-
-def _training_step_seconds(preset: str, size: int, batch: int, steps: int, device: str) -> dict[str, float]:
+def _training_step_seconds(preset: str, size: int, batch: int, steps: int, device: str, seed: int) -> dict[str, float]:
     """Seconds per DRAEM training step (forward, L2 + SSIM + focal loss, backward, Adam), and FLOPs per step.
 
     The inputs are fixed random tensors, as in the peer script, so only the networks and the loss are timed.
@@ -130,8 +133,8 @@ def _training_step_seconds(preset: str, size: int, batch: int, steps: int, devic
 
     from fewgen_draem.training import DraemTrainer, TrainingConfig
 
-    trainer = DraemTrainer(TrainingConfig(preset=preset, size=size, batch_size=batch, epochs=1), device, seed=0)
-    generator = torch.Generator().manual_seed(0)
+    trainer = DraemTrainer(TrainingConfig(preset=preset, size=size, batch_size=batch, epochs=1), device, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
     good = torch.rand(batch, 3, size, size, generator=generator).to(device)
     augmented = torch.rand(batch, 3, size, size, generator=generator).to(device)
     mask = (torch.rand(batch, 1, size, size, generator=generator) > 0.9).float().to(device)
@@ -167,71 +170,57 @@ def _training_step_seconds(preset: str, size: int, batch: int, steps: int, devic
     }
 
 
-def _peer_json(command: list[str]) -> dict[str, Any]:
-    completed = subprocess.run(command, capture_output=True, text=True)
-    if completed.returncode != 0:
-        raise click.ClickException(f"{' '.join(command)} failed: {completed.stderr.strip().splitlines()[-1:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
-@click.command("draem-train")
+@bench_command("draem-train", device=True, peer=True)
 @click.option("--size", type=int, default=256, show_default=True, help="Image side (a multiple of 32).")
 @click.option("--batch", type=int, default=8, show_default=True)
 @click.option("--preset", type=click.Choice(["paper", "medium", "small", "tiny"]), default="paper", show_default=True)
 @click.option("--steps", type=int, default=3, show_default=True, help="Timed steps (after one warm-up step).")
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--peer", type=click.Choice(["anomalib"]), help="Also time anomalib's full-width DraemModel step.")
-@click.option("--peer-python", type=click.Path(path_type=Path), default=DEFAULT_PEER_PYTHON, show_default=True)
-@click.option("--no-ceiling", is_flag=True, help="Skip measuring the machine's conv ceiling (cpu_peak.py).")
-@click.option("--json", "as_json", is_flag=True, help="Print only the JSON result.")
+@peer_script_option("shared/peers/anomalib_draem_step.py", "anomalib's full-width DraemModel step")
+@click.option(
+    "--ceiling-script",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="shared/peers/cpu_peak.py: the machine's conv ceiling, run with fewgen's Python (CPU only).",
+)
 def draem_train(
+    bench: Bench,
     size: int,
     batch: int,
     preset: str,
     steps: int,
-    device: str,
-    peer: str | None,
-    peer_python: Path,
-    no_ceiling: bool,
-    as_json: bool,
-) -> None:
-    """Seconds per DRAEM training step and achieved GFLOP/s; with --peer, anomalib's step in the same run."""
-    import torch
-
+    peer_script: Path | None,
+    ceiling_script: Path | None,
+) -> BenchResult:
+    """Seconds per DRAEM training step and achieved GFLOP/s, beside anomalib's full-width step."""
     if size % 32:
         raise click.BadParameter("must be a multiple of 32", param_hint="--size")
-    result: dict[str, Any] = {
-        "benchmark": "draem-train",
-        "preset": preset,
-        "size": size,
-        "batch": batch,
-        "steps": steps,
-        "device": device,
-        "torch_threads": torch.get_num_threads(),
-        "fewgen": _training_step_seconds(preset, size, batch, steps, device),
-    }
-    if not no_ceiling and device == "cpu" and CPU_PEAK_SCRIPT.is_file():
-        ceiling = _peer_json([sys.executable, str(CPU_PEAK_SCRIPT)])
-        result["ceiling"] = ceiling
-        result["share_of_conv_ceiling"] = round(result["fewgen"]["gflops"] / ceiling["conv3x3_gflops"], 3)
-    if peer == "anomalib":
-        if not peer_python.is_file() or not ANOMALIB_STEP_SCRIPT.is_file():
-            raise click.UsageError(
-                f"peer not available: need {peer_python} (shared/peers/setup.sh) and {ANOMALIB_STEP_SCRIPT}"
-            )
-        peer_result = _peer_json([str(peer_python), str(ANOMALIB_STEP_SCRIPT), str(size), str(batch), str(steps)])
-        result["anomalib"] = peer_result
-        # Above 1: fewgen's step is faster. Only like for like when preset is "paper" (anomalib has no other width).
-        result["ratio"] = round(peer_result["seconds_per_step"] / result["fewgen"]["seconds_per_step"], 3)
-        result["same_architecture"] = preset == "paper" and peer_result.get("params") == result["fewgen"]["params"]
-    if not as_json:
-        print(f"fewgen: {result['fewgen']['seconds_per_step']:.3f} s/step", file=sys.stderr)
-    click.echo(json.dumps(result))
+    device = _device(bench)
+    bench.say(f"timing {steps} {preset} steps of batch {batch} at {size} px on {device}")
+    ours = _training_step_seconds(preset, size, batch, steps, device, bench.seed)
+    bench.say(f"fewgen: {ours['seconds_per_step']:.3f} s/step")
+    figures: dict[str, Any] = {"fewgen": ours}
+    if ceiling_script is None or device != "cpu":
+        figures["ceiling"] = {"skipped": "no --ceiling-script" if ceiling_script is None else f"device {device}"}
+    else:
+        ceiling = dataclasses.replace(bench, peer_python=Path(sys.executable)).run_peer(ceiling_script, [])
+        figures["ceiling"] = ceiling
+        figures["share_of_conv_ceiling"] = round(ours["gflops"] / ceiling["conv3x3_gflops"], 3)
+    target = {"ratio_at_least": STEP_RATIO_TARGET, "at": "the paper's width (--preset paper)"}
+    skipped = _peer_skipped(bench, peer_script)
+    if skipped:
+        figures["anomalib"] = {"skipped": skipped}
+        return BenchResult(figures, target, None, settings={"device": device})
+    assert peer_script is not None
+    theirs = bench.run_peer(peer_script, [str(size), str(batch), str(steps)])
+    figures["anomalib"] = theirs
+    # Above 1: fewgen's step is faster. Only like for like when preset is "paper" (anomalib has no other width).
+    figures["ratio"] = round(theirs["seconds_per_step"] / ours["seconds_per_step"], 3)
+    figures["same_architecture"] = preset == "paper" and theirs.get("params") == ours["params"]
+    met = figures["ratio"] >= STEP_RATIO_TARGET if figures["same_architecture"] else None
+    return BenchResult(figures, target, met, settings={"device": device})
 
 
 # --- draem-anomaly ----------------------------------------------------------------------------------------------------
 
-ANOMALIB_TRAIN_SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "anomalib_draem_train.py"
 SUMMARY_KEYS = (
     "image_auroc", "image_ap", "image_f1", "pixel_auroc", "pixel_ap", "pixel_f1", "aupro", "images", "anomalous",
 )  # fmt: skip
@@ -246,7 +235,7 @@ def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@click.command("draem-anomaly")
+@bench_command("draem-anomaly", peer=True)
 @click.option("--data", "root", required=True, type=click.Path(exists=True, file_okay=False), help="Dataset folder.")
 @click.option(
     "--card", required=True, help="Dataset card of its layout (e.g. magnetic_tile, mvtec_ad, surface_sample)."
@@ -264,17 +253,10 @@ def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
     "The anomalib peer keeps its own 1e-4.",
 )
 @click.option("--textures", type=click.Path(exists=True, file_okay=False), help="Anomaly source images (both sides).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Split and training seed.")
-@click.option(
-    "--threads",
-    type=int,
-    help="torch threads of each detector (default: all cores, or half each with --peer, as both train at once).",
-)
-@click.option("--peer", type=click.Choice(["anomalib"]), help="Train anomalib's DRAEM at the same time, same budget.")
-@click.option("--peer-python", type=click.Path(path_type=Path), default=DEFAULT_PEER_PYTHON, show_default=True)
+@peer_script_option("benchmarks/anomalib_draem_train.py", "anomalib's DRAEM trained at the same time, same budget")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run folder (default: a temporary one).")
-@click.option("--json", "as_json", is_flag=True, help="Print only the JSON result on stdout.")
 def draem_anomaly(
+    bench: Bench,
     root: str,
     card: str,
     preset: str,
@@ -283,21 +265,17 @@ def draem_anomaly(
     batch: int,
     lr: float,
     textures: str | None,
-    seed: int,
-    threads: int | None,
-    peer: str | None,
-    peer_python: Path,
+    peer_script: Path | None,
     out_dir: str | None,
-    as_json: bool,
-) -> None:
-    """Train DRAEM within a time budget on good images and report every anomaly metric (and anomalib's, with --peer).
+) -> BenchResult:
+    """Train DRAEM within a time budget on good images and report every anomaly metric, beside anomalib's.
 
-    With --peer both detectors train at the same time on half the cores each: the same
-    machine, data split, image size and budget, and the same noise from other work.
+    --seed is the split and training seed. With the peer both detectors train at the same time
+    on --threads threads each (default: half the thread policy's count each): the same machine,
+    data split, image size and budget, and the same noise from other work.
     """
     import tempfile
 
-    import torch
     import yaml
 
     from fewgen.cache import StepCache
@@ -305,12 +283,16 @@ def draem_anomaly(
     from fewgen.plugins import get_registry
     from fewgen.recipe import load_recipe
     from fewgen.testing import make_context
+    from fewgen.threads import THREADS_ENV
     from fewgen_draem.evaluator import AnomalyEvaluator, load_masks
 
     if size % 32:
         raise click.BadParameter("must be a multiple of 32", param_hint="--size")
-    threads = threads or max(1, (os.cpu_count() or 1) // (2 if peer else 1))
-    torch.set_num_threads(threads)
+    skipped = _peer_skipped(bench, peer_script)
+    threads = bench.threads
+    given = click.get_current_context().get_parameter_source("threads") != click.core.ParameterSource.DEFAULT
+    if not skipped and not given and not os.environ.get(THREADS_ENV, "").strip().isdigit():
+        threads = max(1, threads // 2)  # the policy's share is for the two detectors together
     params: dict[str, Any] = {
         "preset": preset, "size": size, "epochs": None, "minutes": minutes, "batch_size": batch, "lr": lr,
         "report_images": 16,
@@ -319,7 +301,8 @@ def draem_anomaly(
         params["textures"] = str(Path(textures).resolve())
     recipe = {
         "name": "bench-draem-anomaly",
-        "seed": seed,
+        "seed": bench.seed,
+        "threads": threads,
         "dataset": {"card": card, "root": str(Path(root).resolve())},
         "steps": [{"name": "detect", "evaluator": "anomaly", "params": params}],
         "output": {"format": "fewgen"},
@@ -331,14 +314,11 @@ def draem_anomaly(
     registry = get_registry()
     loaded = load_recipe(recipe_path, registry)
     # A private cache: a time-budgeted result must be measured, never restored from an earlier run.
-    engine = Engine(registry, StepCache(target.parent / f"{target.name}.cache"), echo=lambda m: click.echo(m, err=True))
+    engine = Engine(registry, StepCache(target.parent / f"{target.name}.cache"), echo=bench.say)
 
     peer_process = None
-    if peer == "anomalib":
-        if not peer_python.is_file() or not ANOMALIB_TRAIN_SCRIPT.is_file():
-            raise click.UsageError(
-                f"peer not available: need {peer_python} (shared/peers/setup.sh) and {ANOMALIB_TRAIN_SCRIPT}"
-            )
+    if not skipped:
+        assert bench.peer_python is not None and peer_script is not None
         dataset, _, _ = engine.load_source(loaded)
         evaluator = AnomalyEvaluator(AnomalyEvaluator.Params.model_validate(params))
         train, test = evaluator.select(dataset)
@@ -346,39 +326,32 @@ def draem_anomaly(
             "train": [str(s.image) for s in train],
             "test": [str(s.image) for s in test],
             "size": size, "batch": batch, "minutes": minutes, "threads": threads,
-            "score_threads": os.cpu_count() or 1, "seed": seed,
+            "score_threads": os.cpu_count() or 1, "seed": bench.seed,
             "textures": params.get("textures"),
         }  # fmt: skip
         job_path = target.parent / f"{target.name}.anomalib-job.json"
         job_path.write_text(json.dumps(job), encoding="utf-8")
         peer_out = target.parent / f"{target.name}.anomalib.npz"
         peer_log = open(target.parent / f"{target.name}.anomalib.log", "w", encoding="utf-8")  # noqa: SIM115
-        command = [str(peer_python), str(ANOMALIB_TRAIN_SCRIPT), str(job_path), str(peer_out)]
+        # Not bench.run_peer: the peer trains while fewgen does, so it is started, then waited for.
+        command = [str(bench.peer_python), str(peer_script), str(job_path), str(peer_out)]
         peer_process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=peer_log, text=True)
-        click.echo(f"anomalib's DRAEM is training alongside ({threads} threads, log {peer_log.name})", err=True)
+        bench.say(f"anomalib's DRAEM is training alongside ({threads} threads, log {peer_log.name})")
 
     started = time.perf_counter()
     run = engine.run(loaded, target, overwrite=True)
     metrics = run.metrics["detect"]
-    result: dict[str, Any] = {
-        "benchmark": "draem-anomaly",
-        "data": str(Path(root).resolve()),
-        "card": card,
-        "preset": preset,
-        "size": size,
-        "batch": batch,
-        "lr": lr,
-        "minutes": minutes,
-        "threads": threads,
-        "seed": seed,
-        "textures": bool(textures),
+    ours = {**_summary(metrics), "training": metrics["training"]}
+    figures: dict[str, Any] = {
         "train_images": metrics["train_images"],
         "test_images": metrics["test_images"],
-        "fewgen": {**_summary(metrics), "training": metrics["training"]},
+        "fewgen": ours,
         "run_dir": str(run.out_dir),
         "total_seconds": round(time.perf_counter() - started, 1),
     }
-    if peer_process is not None:
+    if peer_process is None:
+        figures["anomalib"] = {"skipped": skipped}
+    else:
         output, _ = peer_process.communicate()
         if peer_process.returncode != 0:
             raise click.ClickException(f"anomalib peer failed (exit {peer_process.returncode}); see {peer_log.name}")
@@ -392,7 +365,9 @@ def draem_anomaly(
         # Same metric code and ground truth for both detectors; the peer's maps are its own (anomalib's image
         # score is the map's maximum, fewgen's the maximum of the 21x21-averaged map, as the paper has it).
         peer_metrics = evaluator.measure(arrays["scores"], arrays["maps"].astype(np.float32), masks, has_truth, labels)
-        result["anomalib"] = {**_summary(peer_metrics), "training": peer_training}
-    if not as_json:
-        click.echo(f"report: {run.out_dir / 'reports' / 'detect' / 'report.html'}", err=True)
-    click.echo(json.dumps(result))
+        figures["anomalib"] = {**_summary(peer_metrics), "training": peer_training}
+    bench.say(f"report: {run.out_dir / 'reports' / 'detect' / 'report.html'}")
+    aurocs = (ours["image_auroc"], ours["pixel_auroc"])
+    met = None if None in aurocs else min(aurocs) >= AUROC_TARGET
+    target_figures = {"image_auroc_at_least": AUROC_TARGET, "pixel_auroc_at_least": AUROC_TARGET}
+    return BenchResult(figures, target_figures, met, settings={"threads_each": threads})

@@ -3,9 +3,9 @@
 L = ||I - I_r||^2 (mean) + (1 - SSIM(I, I_r)) + Focal(M, M_hat), each weighted 1, as in the
 paper (eq. 1-4) and the reference training script.
 
-* SSIM uses an 11x11 Gaussian window (sigma 1.5), zero padding so the map keeps the image
-  size, and the reference code's dynamic range rule (L = 1 for images in [0, 1]); the
-  window is separable, so it runs as two 1-D convolutions instead of one 11x11.
+* SSIM is :func:`fewgen.measures.ssim_map`: an 11x11 Gaussian window (sigma 1.5, computed in
+  float32 as the reference code does), zero padding so the map keeps the image size, and the
+  reference code's dynamic range rule (L = 1 for images in [0, 1]).
 * The focal loss (Lin et al., 2017) takes the softmax probabilities, gamma = 2, no class
   weighting, and the reference code's label smoothing: the one-hot target is clamped to
   [1e-5, 1 - 1e-5] and 1e-5 is added to p_t before the log.
@@ -17,55 +17,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SSIM_WINDOW = 11
-SSIM_SIGMA = 1.5
+from fewgen.measures import dynamic_range, gaussian_window, ssim_map
+
 FOCAL_GAMMA = 2.0
 FOCAL_SMOOTH = 1e-5
 
 
-def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch.Tensor:
-    """(size,) normalised 1-D Gaussian; its outer product with itself is the 2-D SSIM window."""
-    offsets = torch.arange(size, dtype=torch.float32) - size // 2
-    window = torch.exp(-(offsets**2) / (2 * sigma**2))
-    return window / window.sum()
+def ssim_window() -> torch.Tensor:
+    """The 1-D SSIM window as the reference code computes it, in float32."""
+    return gaussian_window(dtype=torch.float32)
 
 
-def gaussian_blur(images: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-    """Depthwise separable Gaussian filter with zero padding: rows, then columns."""
-    channels = images.shape[1]
-    size = window.numel()
-    rows = window.to(images).reshape(1, 1, 1, size).expand(channels, 1, 1, size)
-    cols = window.to(images).reshape(1, 1, size, 1).expand(channels, 1, size, 1)
-    blurred = F.conv2d(images, rows, padding=(0, size // 2), groups=channels)
-    return F.conv2d(blurred, cols, padding=(size // 2, 0), groups=channels)
-
-
-def dynamic_range(image: torch.Tensor) -> float:
-    """The reference rule for SSIM's L: 255 for 8-bit-like values, 1 for [0, 1], 2 for [-1, 1]."""
-    image = image.detach()
-    high = 255.0 if float(image.max()) > 128 else 1.0
-    low = -1.0 if float(image.min()) < -0.5 else 0.0
-    return high - low
-
-
-def ssim_map(
-    first: torch.Tensor, second: torch.Tensor, window: torch.Tensor | None = None, value_range: float | None = None
-) -> torch.Tensor:
-    """Per-pixel SSIM (B, C, H, W) of two image batches."""
-    window = gaussian_window() if window is None else window
-    value_range = dynamic_range(first) if value_range is None else value_range
-    c1, c2 = (0.01 * value_range) ** 2, (0.03 * value_range) ** 2
-    # One blur call for all five moments: they share the window.
-    stacked = torch.cat((first, second, first * first, second * second, first * second), dim=1)
-    mu1, mu2, e11, e22, e12 = gaussian_blur(stacked, window).chunk(5, dim=1)
-    mu1_sq, mu2_sq, mu12 = mu1 * mu1, mu2 * mu2, mu1 * mu2
-    var1, var2, cov = e11 - mu1_sq, e22 - mu2_sq, e12 - mu12
-    return ((2 * mu12 + c1) * (2 * cov + c2)) / ((mu1_sq + mu2_sq + c1) * (var1 + var2 + c2))
-
-
-def ssim_loss(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """1 - mean SSIM."""
-    return 1 - ssim_map(first, second).mean()
+def ssim_loss(first: torch.Tensor, second: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:
+    """1 - mean SSIM (zero padding), with the reference window and the dynamic range of ``first``."""
+    window = ssim_window() if window is None else window
+    return 1 - ssim_map(first, second, window, dynamic_range(first)).mean()
 
 
 def focal_loss(probabilities: torch.Tensor, target: torch.Tensor, gamma: float = FOCAL_GAMMA) -> torch.Tensor:
@@ -84,7 +50,7 @@ class DraemLoss(nn.Module):
     def __init__(self, gamma: float = FOCAL_GAMMA) -> None:
         super().__init__()
         self.gamma = gamma
-        self.register_buffer("window", gaussian_window(), persistent=False)
+        self.register_buffer("window", ssim_window(), persistent=False)
 
     def terms(
         self, image: torch.Tensor, reconstruction: torch.Tensor, mask: torch.Tensor, logits: torch.Tensor
@@ -92,7 +58,7 @@ class DraemLoss(nn.Module):
         """``image`` is the good image, ``reconstruction`` the network's output for its anomalous copy."""
         return {
             "l2": F.mse_loss(reconstruction, image),
-            "ssim": 1 - ssim_map(reconstruction, image, self.window).mean(),
+            "ssim": ssim_loss(reconstruction, image, self.window),
             "focal": focal_loss(torch.softmax(logits, dim=1), mask, self.gamma),
         }
 

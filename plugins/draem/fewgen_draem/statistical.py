@@ -41,7 +41,7 @@ from typing import Literal
 
 import torch
 
-from fewgen_draem.losses import gaussian_blur, gaussian_window
+from fewgen.measures import gaussian_blur, gaussian_window
 from fewgen_draem.model import image_score
 from fewgen_draem.training import as_float
 
@@ -56,7 +56,7 @@ Alignment = Literal["aligned", "texture"]
 def smooth(images: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian blur of (N, C, H, W) that stays unbiased at the border: blur(x) / blur(1)."""
     radius = max(1, math.ceil(3 * sigma))
-    window = gaussian_window(2 * radius + 1, sigma)
+    window = gaussian_window(2 * radius + 1, sigma, dtype=torch.float32)
     coverage = gaussian_blur(torch.ones_like(images[:1, :1]), window)
     return gaussian_blur(images, window) / coverage
 

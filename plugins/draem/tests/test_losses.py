@@ -7,55 +7,38 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from fewgen_draem.losses import DraemLoss, focal_loss, gaussian_window, ssim_loss, ssim_map
+from fewgen_draem.losses import DraemLoss, focal_loss, ssim_loss, ssim_window
+
+from fewgen.measures import dynamic_range, ssim_map
 
 
-def test_gaussian_window() -> None:
-    window = gaussian_window()
-    assert window.shape == (11,)
-    assert window.sum().item() == pytest.approx(1.0)
-    # exp(-d^2 / (2 * 1.5^2)) relative to the centre
+def test_the_ssim_term_keeps_the_reference_window_and_range() -> None:
+    # The reference code's window is computed in float32; its dynamic range rule gives L = 255
+    # for 8-bit-like values, so C1 = (2.55)^2 on flat images of 50 and 200.
+    window = ssim_window()
+    assert window.dtype == torch.float32 and window.sum().item() == pytest.approx(1.0)
     assert (window[6] / window[5]).item() == pytest.approx(math.exp(-1 / 4.5))
-    assert (window[0] / window[5]).item() == pytest.approx(math.exp(-25 / 4.5))
-
-
-def test_ssim_of_constant_images_by_hand() -> None:
-    # Away from the border both windows see constants: variances and covariance vanish, so
-    # SSIM = (2ab + C1) / (a^2 + b^2 + C1) with C1 = (0.01 * L)^2 and L = 1 for [0, 1] images.
+    a, b = torch.full((1, 1, 32, 32), 50.0), torch.full((1, 1, 32, 32), 200.0)
+    c1 = 2.55**2
+    flat = (2 * 50 * 200 + c1) / (50**2 + 200**2 + c1)
+    centre = ssim_map(b, a, window, dynamic_range(b))[0, 0, 16, 16].item()
+    assert centre == pytest.approx(flat, rel=1e-3)  # float32 cancellation in E[x^2] - mu^2: 1e-3 relative
+    # In [0, 1], L = 1: C1 = 1e-4.
     a, b = torch.full((1, 1, 32, 32), 0.2), torch.full((1, 1, 32, 32), 0.6)
-    value = ssim_map(a, b)[0, 0, 16, 16].item()
-    assert value == pytest.approx((2 * 0.2 * 0.6 + 1e-4) / (0.04 + 0.36 + 1e-4), rel=1e-5)
+    value = ssim_map(a, b, window, dynamic_range(a))[0, 0, 16, 16].item()
     assert value == pytest.approx(0.600100, abs=1e-6)
 
 
-def test_ssim_of_identical_images_is_one() -> None:
+def test_ssim_loss_of_identical_images_is_zero() -> None:
     image = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     assert ssim_loss(image, image).item() == pytest.approx(0.0, abs=1e-5)
 
 
-def test_separable_window_equals_the_reference_11x11_convolution() -> None:
+def test_ssim_loss_is_one_minus_the_mean_map() -> None:
     generator = torch.Generator().manual_seed(1)
     first, second = torch.rand(2, 3, 40, 40, generator=generator), torch.rand(2, 3, 40, 40, generator=generator)
-    window = gaussian_window()
-    full = torch.outer(window, window).expand(3, 1, 11, 11)
-
-    def blur(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, full, padding=5, groups=3)
-
-    mu1, mu2 = blur(first), blur(second)
-    var1, var2 = blur(first * first) - mu1**2, blur(second * second) - mu2**2
-    cov = blur(first * second) - mu1 * mu2
-    c1, c2 = 0.01**2, 0.03**2
-    reference = ((2 * mu1 * mu2 + c1) * (2 * cov + c2)) / ((mu1**2 + mu2**2 + c1) * (var1 + var2 + c2))
-    assert torch.allclose(ssim_map(first, second), reference, atol=1e-5)
-
-
-def test_ssim_range_follows_the_reference_rule() -> None:
-    # Values above 128 mean 8-bit images: L = 255, so C1 = (2.55)^2.
-    a, b = torch.full((1, 1, 32, 32), 50.0), torch.full((1, 1, 32, 32), 200.0)
-    c1 = 2.55**2
-    # float32 cancellation in E[x^2] - mu^2 at this scale leaves a tiny variance: 1e-3 relative.
-    assert ssim_map(b, a)[0, 0, 16, 16].item() == pytest.approx((2 * 50 * 200 + c1) / (50**2 + 200**2 + c1), rel=1e-3)
+    expected = 1 - ssim_map(first, second, ssim_window(), 1.0).mean()
+    assert torch.equal(ssim_loss(first, second), expected)
 
 
 def test_focal_loss_by_hand() -> None:

@@ -12,14 +12,17 @@ gets the same metrics on the same images, as the baseline to beat.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
+
+from fewgen.bench import Bench, BenchResult, bench_command
+
+JUDGED_TARGET_SHARE = 0.8  # the MUNIT issue's targets
+EDGE_SSIM_TARGET = 0.5
 
 
 def split_files(files: list[Path], held_out: float, seed: int) -> tuple[list[Path], list[Path]]:
@@ -32,29 +35,24 @@ def split_files(files: list[Path], held_out: float, seed: int) -> tuple[list[Pat
     return sorted(files[i] for i in order[count:]), held
 
 
-def _echo(message: str, quiet: bool) -> None:
-    if not quiet:
-        click.echo(message, err=True)
-
-
 def _summary(values: Any) -> dict[str, float]:
-    import torch
+    """Mean and 95 % confidence half-width of per-image values (a tensor), rounded for the report."""
+    from fewgen.verdicts import mean_ci
 
-    values = torch.as_tensor(values, dtype=torch.float64)
-    if len(values) < 2:
-        return {"mean": round(float(values.mean()), 4), "ci95": 0.0, "n": len(values)}
-    half = 1.96 * float(values.std()) / len(values) ** 0.5
-    return {"mean": round(float(values.mean()), 4), "ci95": round(half, 4), "n": len(values)}
+    result = mean_ci(values.double().cpu().numpy())
+    low, high = result["ci"]
+    return {"mean": round(result["mean"], 4), "ci95": round((high - low) / 2, 4), "n": result["n"]}
 
 
 def translation_metrics(classifier: Any, sources: Any, outputs: Any, classifier_size: int) -> dict[str, Any]:
     """The metrics of K outputs (K, N, 3, H, W) of N sources (N, 3, H, W), all in [0, 1]."""
+    from fewgen.measures import edge_ssim
     from fewgen_munit import metrics
 
     k, n = outputs.shape[:2]
     flat = outputs.reshape(k * n, *outputs.shape[2:])
     probability = metrics.target_probability(classifier, flat, classifier_size)
-    edges = metrics.edge_ssim(sources.repeat(k, 1, 1, 1), flat)
+    edges = edge_ssim(sources.repeat(k, 1, 1, 1), flat)
     result: dict[str, Any] = {
         "judged_target_share": round(float((probability > 0.5).float().mean()), 4),
         "target_probability": _summary(probability),
@@ -103,7 +101,7 @@ def _save_grid(path: Path, sources: Any, translated: Any, baseline: Any, rows: i
     save_image(to_uint8(torch.cat(lines, dim=-2)), path)
 
 
-@click.command("munit")
+@bench_command("munit")
 @click.option(
     "--data",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -128,15 +126,13 @@ def _save_grid(path: Path, sources: Any, translated: Any, baseline: Any, rows: i
 @click.option("--held-out", type=float, default=0.2, show_default=True, help="Share of each domain held out.")
 @click.option("--baseline", default="night", show_default=True, help="The augment preset measured beside MUNIT.")
 @click.option("--classifier-steps", type=int, default=600, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=None, help="torch threads (default: torch's).")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep the checkpoint (a rerun resumes it) and a PNG grid of translations here.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print only the JSON result.")
 def munit_bench(
+    bench: Bench,
     data: Path,
     domain_a: str,
     domain_b: str,
@@ -150,12 +146,12 @@ def munit_bench(
     held_out: float,
     baseline: str,
     classifier_steps: int,
-    seed: int,
-    threads: int | None,
     out: Path | None,
-    as_json: bool,
-) -> None:
-    """MUNIT A->B on held-out images vs the augment preset: domain share, diversity, edge SSIM."""
+) -> BenchResult:
+    """MUNIT A->B on held-out images vs the augment preset: domain share, diversity, edge SSIM.
+
+    --seed is the split, training, classifier and style seed.
+    """
     import tempfile
 
     import torch
@@ -166,8 +162,7 @@ def munit_bench(
     from fewgen_munit.model import PRESETS, min_side
     from fewgen_munit.training import WEIGHTS, MunitTrainer
 
-    if threads:
-        torch.set_num_threads(threads)
+    seed = bench.seed
     if size % 4 or size < min_side(PRESETS[preset]):
         raise click.BadParameter(
             f"must be a multiple of 4 and at least {min_side(PRESETS[preset])} for {preset}", param_hint="--size"
@@ -190,15 +185,14 @@ def munit_bench(
             try:
                 loaded.append(at_working_scale(load_rgb(path), size))
             except CorruptImage as exc:
-                _echo(f"skipped {path}: {exc}", as_json)
+                bench.say(f"skipped {path}: {exc}")
         return loaded
 
     train_a, train_b = load(splits[domain_a][0]), load(splits[domain_b][0])
     test_a, test_b = load(splits[domain_a][1]), load(splits[domain_b][1])
-    _echo(
+    bench.say(
         f"{domain_a}: {len(train_a)} train / {len(test_a)} held out; "
-        f"{domain_b}: {len(train_b)} train / {len(test_b)} held out",
-        as_json,
+        f"{domain_b}: {len(train_b)} train / {len(test_b)} held out"
     )
 
     trainer = MunitTrainer(preset, seed=seed, weights=replace(WEIGHTS, recon_x_cyc=cycle_weight))
@@ -211,10 +205,9 @@ def munit_bench(
     def report(done: int, losses: dict[str, float]) -> None:
         if done % 100 == 0:
             elapsed = time.perf_counter() - started
-            _echo(
+            bench.say(
                 f"iteration {done}  {elapsed / 60:.1f} min  recon_x_a {losses.get('recon_x_a', 0):.3f}  "
-                f"gen {losses.get('gen_total', 0):.3f}  dis {losses.get('dis_total', 0):.3f}",
-                as_json,
+                f"gen {losses.get('gen_total', 0):.3f}  dis {losses.get('dis_total', 0):.3f}"
             )
 
     fit = trainer.fit(
@@ -226,7 +219,7 @@ def munit_bench(
         on_step=report,
     )
     cpu_minutes = (time.process_time() - cpu_started) / 60
-    _echo(f"trained {fit.session_iterations} iterations in {fit.seconds / 60:.1f} min", as_json)
+    bench.say(f"trained {fit.iterations - fit.resumed_from} iterations in {fit.seconds / 60:.1f} min")
 
     unit = lambda images: torch.stack([i.float() / 255 for i in images])  # noqa: E731
     classifier_config = ClassifierConfig(steps=classifier_steps)
@@ -262,26 +255,12 @@ def munit_bench(
     grid = workdir / "translations.png"
     _save_grid(grid, sources, translated, augmented)
 
-    result = {
-        "benchmark": "munit",
-        "data": str(data),
-        "domains": [domain_a, domain_b],
-        "preset": preset,
-        "size": size,
-        "batch": batch,
-        "cycle_weight": cycle_weight,
-        "styles": styles,
-        "seed": seed,
-        "threads": torch.get_num_threads(),
+    figures = {
         "train_images": {domain_a: len(train_a), domain_b: len(train_b)},
         "held_out_images": {domain_a: len(test_a), domain_b: len(test_b)},
-        "iterations": fit.iterations,
-        "session_iterations": fit.session_iterations,
-        "train_minutes": round(fit.seconds / 60, 2),
+        # fewgen.training's summary: iterations over every resume, this call's seconds and rate, ...
+        "training": fit.to_dict(),
         "train_cpu_minutes": round(cpu_minutes, 2),
-        "iterations_per_s": round(fit.session_iterations / fit.seconds, 4) if fit.seconds else 0.0,
-        "resumed_from": fit.resumed_from,
-        "final_losses": fit.final_losses,
         "classifier": {
             "accuracy_held_out_real": round(classifier_accuracy, 4),
             f"real_{domain_a}_judged_{domain_b}": round(float((p_real_a > 0.5).float().mean()), 4),
@@ -293,34 +272,37 @@ def munit_bench(
         f"augment_{baseline}_{2 * size}px": baseline_large,
         "grid": str(grid),
     }
-    result["targets"] = {
-        "judged_target_share>=0.8": munit_metrics["judged_target_share"] >= 0.8,
+    checks = {
+        "judged_target_share": munit_metrics["judged_target_share"] >= JUDGED_TARGET_SHARE,
         "above_baseline": munit_metrics["judged_target_share"] > baseline_metrics["judged_target_share"],
-        "edge_ssim>=0.5": munit_metrics["edge_ssim"]["mean"] >= 0.5,
+        "edge_ssim": munit_metrics["edge_ssim"]["mean"] >= EDGE_SSIM_TARGET,
     }
-    click.echo(json.dumps(result, indent=None if as_json else 2))
+    figures["target_checks"] = checks
+    target = {
+        "judged_target_share_at_least": JUDGED_TARGET_SHARE,
+        "judged_target_share_above": f"augment_{baseline}",
+        "edge_ssim_at_least": EDGE_SSIM_TARGET,
+    }
+    return BenchResult(figures, target, all(checks.values()))
 
 
-@click.command("munit-speed")
+@bench_command("munit-speed", device=True)
 @click.option("--preset", type=click.Choice(["tiny", "small", "paper"]), default="paper", show_default=True)
 @click.option("--size", type=int, default=256, show_default=True, help="Training crop side.")
 @click.option("--batch", type=int, default=1, show_default=True)
 @click.option("--iterations", type=int, default=3, show_default=True, help="Timed iterations (after one warm-up).")
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--threads", type=int, default=None, help="torch threads (default: torch's).")
-@click.option("--json", "as_json", is_flag=True, help="Print only the JSON result.")
-def munit_speed(
-    preset: str, size: int, batch: int, iterations: int, device: str, threads: int | None, as_json: bool
-) -> None:
+def munit_speed(bench: Bench, preset: str, size: int, batch: int, iterations: int) -> BenchResult:
     """Seconds per MUNIT training iteration (dis + gen update) and per translated image."""
     import torch
 
+    from fewgen.engine import resolve_device
+    from fewgen.recipe import check_device
     from fewgen_munit.training import MunitTrainer
 
-    if threads:
-        torch.set_num_threads(threads)
-    trainer = MunitTrainer(preset, device=device, seed=0)
-    generator = torch.Generator().manual_seed(0)
+    device = resolve_device(check_device(bench.device or "auto"))
+    bench.say(f"timing {iterations} {preset} iterations at {size} px on {device}")
+    trainer = MunitTrainer(preset, device=device, seed=bench.seed)
+    generator = torch.Generator().manual_seed(bench.seed)
     images = torch.rand(2, batch, 3, size, size, generator=generator) * 2 - 1
 
     def sync() -> None:
@@ -340,17 +322,8 @@ def munit_speed(
     trainer.translate(images[0], "a2b", styles=1, generator=generator)
     sync()
     per_image = (time.perf_counter() - started) / batch
-    result = {
-        "benchmark": "munit-speed",
-        "preset": preset,
-        "size": size,
-        "batch": batch,
-        "device": device,
-        "threads": torch.get_num_threads(),
-        "timed_iterations": iterations,
+    figures = {
         "seconds_per_iteration": round(per_iteration, 4),
         "translate_seconds_per_image": round(per_image, 4),
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
     }
-    click.echo(json.dumps(result, indent=None if as_json else 2))
+    return BenchResult(figures, settings={"device": device})

@@ -21,15 +21,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from fewgen.measures import HOG_PERSON_HEIGHT, HOG_WINDOW, box_iou, detect_people, people_detector
+
 if TYPE_CHECKING:
     import numpy as np
 
     from fewgen.api import StepContext
     from fewgen.dataset import Box
 
-# The default people detector's window is 64 x 128 pixels with the person about 96 pixels tall
-# in its middle (Dalal & Triggs 2005: a 16-pixel margin on each side).
-WINDOW_PERSON_HEIGHT = 96
 # The person inside a detection window: its central half in width, the middle 3/4 in height.
 PERSON_IN_WINDOW = (0.25, 0.125, 0.75, 0.875)
 MATCH_IOU = 0.3  # a HOG detection finds a box when their overlap reaches this (after trimming the window)
@@ -51,14 +50,6 @@ class DriftReport:
         return asdict(self)
 
 
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 class Detector(Protocol):
     def found(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> list[bool]:
         """For each box (x1, y1, x2, y2 pixels) of ``image`` (H, W, 3) uint8 RGB: is its object detected?"""
@@ -72,8 +63,7 @@ class HogPeopleDetector:
         import cv2
 
         self.cv2 = cv2
-        self.hog = cv2.HOGDescriptor()
-        self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self.hog = people_detector()
         self.hit_threshold = hit_threshold
 
     def finds(self, image: np.ndarray, box: Sequence[float]) -> bool:
@@ -82,25 +72,24 @@ class HogPeopleDetector:
         height = y2 - y1
         if height < 2 or x2 - x1 < 1:
             return False
-        scale = WINDOW_PERSON_HEIGHT / height
+        scale = HOG_PERSON_HEIGHT / height
         margin = CONTEXT * height
         # The crop is at least one detection window wide, so a narrow box still fits one.
-        half_width = max((x2 - x1) / 2 + margin, 64 / scale / 2 + 1)
+        half_width = max((x2 - x1) / 2 + margin, HOG_WINDOW[0] / scale / 2 + 1)
         centre = (x1 + x2) / 2
         left, right = int(max(0, centre - half_width)), int(min(image.shape[1], centre + half_width + 1))
         top, bottom = int(max(0, y1 - margin)), int(min(image.shape[0], y2 + margin + 1))
         crop = image[top:bottom, left:right]
-        size = (max(64, round(crop.shape[1] * scale)), max(128, round(crop.shape[0] * scale)))
+        size = (max(HOG_WINDOW[0], round(crop.shape[1] * scale)), max(HOG_WINDOW[1], round(crop.shape[0] * scale)))
         crop = self.cv2.resize(crop, size, interpolation=self.cv2.INTER_LINEAR)
-        found, _ = self.hog.detectMultiScale(
-            crop, hitThreshold=self.hit_threshold, winStride=(4, 4), padding=(8, 8), scale=1.05
-        )
+        found = detect_people(crop, self.hog, padding=(8, 8), hit_threshold=self.hit_threshold)
         sx, sy = size[0] / (right - left), size[1] / (bottom - top)
         target = ((x1 - left) * sx, (y1 - top) * sy, (x2 - left) * sx, (y2 - top) * sy)
         a, b, c, d = PERSON_IN_WINDOW
-        for x, y, w, h in found:
-            person = (x + a * w, y + b * h, x + c * w, y + d * h)
-            if iou(person, target) >= MATCH_IOU:
+        for left_x, top_y, right_x, bottom_y in found:
+            w, h = right_x - left_x, bottom_y - top_y
+            person = (left_x + a * w, top_y + b * h, left_x + c * w, top_y + d * h)
+            if box_iou(person, target) >= MATCH_IOU:
                 return True
         return False
 
@@ -144,7 +133,7 @@ class YoloDetector:
             image[:, :, ::-1], conf=self.confidence, classes=[self.class_index], verbose=False
         )
         detected = result.boxes.xyxy.cpu().tolist()
-        return [any(iou(d, box) >= YOLO_MATCH_IOU for d in detected) for box in boxes]
+        return [any(box_iou(d, box) >= YOLO_MATCH_IOU for d in detected) for box in boxes]
 
 
 def check_drift(detector: Detector, source: np.ndarray, translated: np.ndarray, boxes: Sequence[Box]) -> DriftReport:

@@ -51,7 +51,10 @@ class MunitParams(Params):
     size: int = Field(128, ge=32, description="Short side of the training scale; training crops are size x size.")
     iterations: int = Field(2000, ge=0, description="Training iterations (one discriminator + one generator update).")
     minutes: float | None = Field(
-        None, gt=0, description="Stop training after this many minutes even if iterations remain (not reproducible)."
+        None,
+        gt=0,
+        description="Stop training after this many minutes in all, counted over every resume of the step's "
+        "checkpoint, even if iterations remain (not reproducible).",
     )
     batch_size: int = Field(1, ge=1, le=64, description="Images of each domain per iteration (the paper's is 1).")
     cycle_weight: float = Field(
@@ -142,7 +145,7 @@ class MunitGenerator(Generator):
         weights = replace(WEIGHTS, recon_x_cyc=p.cycle_weight)
         self.trainer = MunitTrainer(p.preset, device=ctx.device, seed=ctx.seed, weights=weights)
         summary = self.train(self.trainer, sources, targets, ctx)
-        if summary["resumed_from"] is not None:
+        if summary["resumed_from"]:
             ctx.note(f"resumed training from iteration {summary['resumed_from']}")
         self.trainer.model.eval()
         # The generators alone (no discriminators or optimiser state): what translating needs.
@@ -198,6 +201,7 @@ class MunitGenerator(Generator):
     ) -> dict[str, Any]:
         from tqdm.auto import tqdm
 
+        from fewgen.training import CheckpointMismatch
         from fewgen_munit.data import random_crops
 
         p = self.settings
@@ -220,11 +224,11 @@ class MunitGenerator(Generator):
                 checkpoint_every=CHECKPOINT_EVERY,
                 on_step=on_step,
             )
-        except ValueError as exc:  # a checkpoint made with other settings cannot be resumed
+        except CheckpointMismatch as exc:  # made with other settings or by an earlier version
             raise UsageError(f"step {ctx.step!r}: {exc}") from None
         finally:
             bar.close()
-        return summary.to_json()
+        return summary.to_dict()
 
     # --- translation -------------------------------------------------------------------
 

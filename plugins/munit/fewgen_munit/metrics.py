@@ -6,10 +6,10 @@
 * **Diversity**: the mean pairwise L1 distance between the outputs of different styles for the
   same input (the paper uses LPIPS, a learned distance; plain L1 needs no weights). Zero means
   the translator ignores the style, as a unimodal one would.
-* **Edge SSIM**: SSIM between the edge maps of the input and its translation. Night changes
-  brightness and colour but must keep where objects are; edges are where their outlines are.
-  Each edge map is divided by its own 99th percentile first, so a darker image with the same
-  outlines scores as high as a brighter one.
+* **Edge SSIM** (:func:`fewgen.measures.edge_ssim`): SSIM between the edge maps of the input
+  and its translation. Night changes brightness and colour but must keep where objects are;
+  edges are where their outlines are. Each edge map is divided by its own 99th percentile
+  first, so a darker image with the same outlines scores as high as a brighter one.
 
 All images are float tensors in [0, 1].
 """
@@ -24,59 +24,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from fewgen_munit.data import centre_crop, resize
-
-LUMA = (0.299, 0.587, 0.114)
-SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
-EDGE_PERCENTILE = 0.99
-
-
-def grey(images: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) luma of (N, 3, H, W) RGB."""
-    weights = torch.tensor(LUMA, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
-    return (images * weights).sum(1, keepdim=True)
-
-
-def sobel_edges(images: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) gradient magnitude of the luma, each image divided by its 99th percentile and clipped to 1."""
-    luma = F.pad(grey(images), (1, 1, 1, 1), mode="replicate")
-    kernel_x = torch.tensor(SOBEL_X, dtype=images.dtype, device=images.device).view(1, 1, 3, 3)
-    gx = F.conv2d(luma, kernel_x)
-    gy = F.conv2d(luma, kernel_x.transpose(-1, -2))
-    magnitude = (gx.square() + gy.square()).sqrt()
-    scale = torch.quantile(magnitude.flatten(1), EDGE_PERCENTILE, dim=1).clamp_min(1e-6)
-    return (magnitude / scale.view(-1, 1, 1, 1)).clamp(max=1.0)
-
-
-def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    kernel = torch.exp(-(coords**2) / (2 * sigma**2))
-    return (kernel / kernel.sum()).float()
-
-
-def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """(N,) mean SSIM (Wang et al. 2004: Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03) of
-    (N, C, H, W) images with values in [0, 1], over the valid (unpadded) window positions."""
-    if x.shape != y.shape:
-        raise ValueError(f"SSIM needs images of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-    c1, c2 = 0.01**2, 0.03**2
-    kernel_1d = gaussian_window(window, sigma).to(x)
-    channels = x.shape[1]
-    kernel = (kernel_1d[:, None] * kernel_1d[None, :]).expand(channels, 1, window, window)
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, kernel, groups=channels)
-
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x.square()
-    var_y = blur(y * y) - mu_y.square()
-    cov = blur(x * y) - mu_x * mu_y
-    score = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x.square() + mu_y.square() + c1) * (var_x + var_y + c2))
-    return score.flatten(1).mean(1)
-
-
-def edge_ssim(sources: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
-    """(N,) SSIM between the normalised edge maps of each source and its output, both (N, 3, H, W)."""
-    return ssim(sobel_edges(sources), sobel_edges(outputs))
 
 
 def diversity(outputs: torch.Tensor) -> torch.Tensor:

@@ -13,59 +13,45 @@ One iteration (``train.py`` / ``trainer.py`` of github.com/NVlabs/MUNIT):
    and take one Adam step on both generators.
 3. **Learning rate.** Step both step-decay schedulers (halve every 100k iterations).
 
-Randomness (the batches and the prior styles) comes from one ``torch.Generator`` held by the
-trainer. Checkpoints hold the weights, both optimisers, both schedulers, the
-iteration count and that generator's state; they are written atomically and loaded with
-``weights_only=True``, so an interrupted run resumes exactly where it stopped. This module
-knows nothing of fewgen's datasets: it takes tensors, or image paths.
+:class:`MunitTrainer` is a :class:`fewgen.training.Trainable`: :func:`fewgen.training.fit` runs
+the loop, the budget (iterations and/or minutes, counted over every resume), the atomic
+checkpoints and their identity check. Randomness (the batches and the prior styles) comes from
+one ``torch.Generator`` held by the trainer; the trainer's state holds the weights, both
+optimisers, both schedulers and that generator's state, so an interrupted run resumes exactly
+where it stopped. This module knows nothing of fewgen's datasets: it takes tensors, or image
+paths.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from fewgen.training import Budget, FitSummary, fit
 from fewgen_munit import losses
 from fewgen_munit.losses import LossWeights
 from fewgen_munit.model import OPTIM, PRESETS, Munit, MunitConfig, OptimConfig, adam, check_image, step_decay
 
-CHECKPOINT_FORMAT = 2
-# Format 1 also held running statistics of the content encoders' instance norms, which training
-# updated but never read (train mode normalises per image): its weights resume unchanged once
-# those buffers and the config flag that made them are dropped.
-OLD_RUNNING_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
+# Part of the identity. 3: the state inside fewgen.training's checkpoint; the plugin's own
+# format-1 and format-2 files are refused in one line.
+CHECKPOINT_FORMAT = 3
 DIRECTIONS = ("a2b", "b2a")
 WEIGHTS = LossWeights()  # the official loss weights
 
 # Draws one training batch (x_a, x_b), each (B, 3, H, W) in [-1, 1], from the trainer's generator.
 BatchSampler = Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]]
-# Called after every iteration with (iterations done, the iteration's losses).
+# Called after every iteration with (iterations done in all, the iteration's losses).
 StepCallback = Callable[[int, dict[str, float]], None]
 
 
-@dataclass(frozen=True)
-class FitSummary:
-    iterations: int  # iterations done in total, over all resumed sessions
-    session_iterations: int  # iterations done by this call
-    seconds: float  # wall-clock seconds of this call
-    seconds_per_iteration: float
-    final_losses: dict[str, float]
-    resumed_from: int | None
-    stopped_by: str  # "iterations" or "minutes"
-
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)
-
-
 class MunitTrainer:
-    """Both MUNIT domains' networks, their optimisers and schedulers, and one random generator."""
+    """Both MUNIT domains' networks, their optimisers and schedulers, and one random generator (a
+    :class:`fewgen.training.Trainable` once :meth:`fit` gives it its batches)."""
 
     def __init__(
         self,
@@ -97,8 +83,7 @@ class MunitTrainer:
         self.dis_scheduler = step_decay(self.dis_opt, optim)
         self.gen_scheduler = step_decay(self.gen_opt, optim)
         self.generator = torch.Generator().manual_seed(seed)  # batches and prior styles
-        self.iteration = 0
-        self.resumed_from: int | None = None
+        self.sample_batch: BatchSampler | None = None  # set by fit
 
     # --- one iteration -----------------------------------------------------------------
 
@@ -168,8 +153,13 @@ class MunitTrainer:
         result["lr"] = self.gen_opt.param_groups[0]["lr"]
         self.dis_scheduler.step()
         self.gen_scheduler.step()
-        self.iteration += 1
         return result
+
+    def train_step(self) -> dict[str, float]:
+        """One iteration on a batch drawn from the trainer's generator by the sampler :meth:`fit` was given."""
+        if self.sample_batch is None:
+            raise RuntimeError("munit: train_step() draws its batches through fit(sample_batch, ...)")
+        return self.step(*self.sample_batch(self.generator))
 
     # --- training loop -----------------------------------------------------------------
 
@@ -182,48 +172,16 @@ class MunitTrainer:
         checkpoint_every: int = 1000,
         on_step: StepCallback | None = None,
     ) -> FitSummary:
-        """Train until ``iterations`` iterations are done in total, or ``minutes`` of this call have passed.
+        """Train until ``iterations`` are done or ``minutes`` of training have passed, both counted over resumes.
 
         ``sample_batch(generator)`` draws (x_a, x_b) from the trainer's generator (see
         :func:`random_batch`), so a resumed run draws the same batches. With ``checkpoint`` the
         state is loaded from there if the file exists, saved every ``checkpoint_every``
-        iterations, and saved when the call ends.
+        iterations, and saved when the call ends (:func:`fewgen.training.fit`).
         """
-        if iterations < 0:
-            raise ValueError(f"iterations must be >= 0, got {iterations}")
-        if minutes is not None and minutes <= 0:
-            raise ValueError(f"minutes must be positive, got {minutes}")
-        if checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
-        if checkpoint is not None and checkpoint.is_file():
-            self.load_checkpoint(checkpoint)
-        start = time.perf_counter()
-        first = self.iteration
-        result: dict[str, float] = {}
-        stopped_by = "iterations"
-        while self.iteration < iterations:
-            if minutes is not None and time.perf_counter() - start >= minutes * 60:
-                stopped_by = "minutes"
-                break
-            x_a, x_b = sample_batch(self.generator)
-            result = self.step(x_a, x_b)
-            if on_step is not None:
-                on_step(self.iteration, result)
-            if checkpoint is not None and self.iteration % checkpoint_every == 0:
-                self.save_checkpoint(checkpoint)
-        if checkpoint is not None:
-            self.save_checkpoint(checkpoint)
-        seconds = time.perf_counter() - start
-        done = self.iteration - first
-        return FitSummary(
-            iterations=self.iteration,
-            session_iterations=done,
-            seconds=round(seconds, 3),
-            seconds_per_iteration=round(seconds / done, 4) if done else 0.0,
-            final_losses={key: round(value, 6) for key, value in result.items()},
-            resumed_from=self.resumed_from,
-            stopped_by=stopped_by,
-        )
+        self.sample_batch = sample_batch
+        budget = Budget(iterations=iterations, minutes=minutes)
+        return fit(self, budget, checkpoint, checkpoint_every, on_step, self.device)
 
     # --- translation -------------------------------------------------------------------
 
@@ -274,11 +232,12 @@ class MunitTrainer:
         finally:
             model.train(was_training)
 
-    # --- checkpoints -------------------------------------------------------------------
+    # --- checkpoints (fewgen.training.Trainable) ---------------------------------------
 
     def identity(self) -> dict[str, object]:
         """What must match for a checkpoint to be resumed."""
         return {
+            "format": CHECKPOINT_FORMAT,
             "config": asdict(self.config),
             "weights": asdict(self.weights),
             "optim": asdict(self.optim),
@@ -286,52 +245,23 @@ class MunitTrainer:
             "seed": self.seed,
         }
 
-    def save_checkpoint(self, path: Path) -> None:
-        payload = {
-            "format": CHECKPOINT_FORMAT,
-            "identity": json.dumps(self.identity()),
+    def state_dict(self) -> dict[str, Any]:
+        return {
             "model": self.model.state_dict(),
             "dis_opt": self.dis_opt.state_dict(),
             "gen_opt": self.gen_opt.state_dict(),
             "dis_scheduler": self.dis_scheduler.state_dict(),
             "gen_scheduler": self.gen_scheduler.state_dict(),
             "generator": self.generator.get_state(),
-            "iteration": self.iteration,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        torch.save(payload, partial)
-        os.replace(partial, path)  # a crash while saving never leaves a truncated checkpoint behind
 
-    def load_checkpoint(self, path: Path) -> None:
-        payload = torch.load(path, map_location=self.device, weights_only=True)
-        if payload.get("format") == 1:
-            payload = upgrade_format_1(payload)
-        if payload.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path}: checkpoint format {payload.get('format')} is not {CHECKPOINT_FORMAT}")
-        saved = json.loads(payload["identity"])
-        if saved != json.loads(json.dumps(self.identity())):
-            raise ValueError(f"{path}: checkpoint was made with other settings: {saved}")
-        self.model.load_state_dict(payload["model"])
-        self.dis_opt.load_state_dict(payload["dis_opt"])
-        self.gen_opt.load_state_dict(payload["gen_opt"])
-        self.dis_scheduler.load_state_dict(payload["dis_scheduler"])
-        self.gen_scheduler.load_state_dict(payload["gen_scheduler"])
-        self.generator.set_state(payload["generator"].cpu())
-        self.iteration = int(payload["iteration"])
-        self.resumed_from = self.iteration
-
-
-def upgrade_format_1(payload: dict[str, object]) -> dict[str, object]:
-    """A format-1 checkpoint as format 2: without the content encoders' running statistics."""
-    identity = json.loads(payload["identity"])  # type: ignore[arg-type]
-    identity["config"]["gen"].pop("track_running_stats", None)
-    model = {
-        key: value
-        for key, value in payload["model"].items()  # type: ignore[attr-defined]
-        if not (".enc_content." in key and key.rsplit(".", 1)[-1] in OLD_RUNNING_STATISTICS)
-    }
-    return {**payload, "format": 2, "identity": json.dumps(identity), "model": model}
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.dis_opt.load_state_dict(state["dis_opt"])
+        self.gen_opt.load_state_dict(state["gen_opt"])
+        self.dis_scheduler.load_state_dict(state["dis_scheduler"])
+        self.gen_scheduler.load_state_dict(state["gen_scheduler"])
+        self.generator.set_state(state["generator"].cpu())
 
 
 # ---------------------------------------------------------------------------------------------

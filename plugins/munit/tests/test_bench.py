@@ -29,16 +29,20 @@ def test_split_files_is_seeded_and_holds_out_the_share() -> None:
 
 def test_munit_bench_measures_munit_and_the_baseline(tmp_path: Path) -> None:
     args = ["--data", str(domains(tmp_path / "data")), "--size", "32", "--iterations", "2", "--styles", "2"]
-    args += ["--classifier-steps", "3", "--out", str(tmp_path / "out"), "--json"]
+    args += ["--classifier-steps", "3", "--out", str(tmp_path / "out"), "--threads", "1", "--json"]
     outcome = CliRunner().invoke(munit_bench, args)
     assert outcome.exit_code == 0, outcome.output
-    result = json.loads(outcome.output.strip().splitlines()[-1])
-    assert result["iterations"] == 2 and result["held_out_images"] == {"day": 1, "night": 1}
+    report = json.loads(outcome.stdout.strip().splitlines()[-1])
+    assert report["benchmark"] == "munit" and report["settings"]["styles"] == 2 and report["settings"]["seed"] == 0
+    result = report["figures"]
+    assert result["training"]["iterations"] == 2 and result["held_out_images"] == {"day": 1, "night": 1}
     for method in ("munit", "augment_night", "munit_keep_detail_64px", "augment_night_64px"):
         metrics = result[method]
         assert 0 <= metrics["judged_target_share"] <= 1 and metrics["edge_ssim"]["n"] == 2
         assert metrics["diversity_l1"]["n"] == 1 and metrics["diversity_l1"]["mean"] >= 0
-    assert set(result["targets"]) == {"judged_target_share>=0.8", "above_baseline", "edge_ssim>=0.5"}
+    assert set(result["target_checks"]) == {"judged_target_share", "above_baseline", "edge_ssim"}
+    assert report["met"] is all(result["target_checks"].values())
+    assert report["target"]["judged_target_share_at_least"] == 0.8 and report["target"]["edge_ssim_at_least"] == 0.5
     assert (tmp_path / "out" / "translations.png").is_file() and (tmp_path / "out" / "munit.pt").is_file()
 
 
@@ -52,7 +56,10 @@ def test_munit_bench_rejects_a_folder_without_the_domains(tmp_path: Path) -> Non
 
 
 def test_munit_speed_times_an_iteration() -> None:
-    outcome = CliRunner().invoke(munit_speed, ["--preset", "tiny", "--size", "32", "--iterations", "1", "--json"])
+    args = ["--preset", "tiny", "--size", "32", "--iterations", "1", "--device", "cpu", "--threads", "1", "--json"]
+    outcome = CliRunner().invoke(munit_speed, args)
     assert outcome.exit_code == 0, outcome.output
-    result = json.loads(outcome.output)
+    report = json.loads(outcome.stdout)
+    assert report["settings"]["device"] == "cpu" and report["machine"]["threads"] == 1 and report["met"] is None
+    result = report["figures"]
     assert result["seconds_per_iteration"] > 0 and result["translate_seconds_per_image"] > 0

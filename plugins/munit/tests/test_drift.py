@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fewgen_munit.drift import HogPeopleDetector, check_drift, iou
+from fewgen_munit.drift import HogPeopleDetector, check_drift
 
 from fewgen.dataset import Box
 from fewgen.imageio import load_rgb
@@ -27,11 +27,6 @@ def bus() -> np.ndarray:
 @pytest.fixture(scope="module")
 def detector() -> HogPeopleDetector:
     return HogPeopleDetector()
-
-
-def test_iou() -> None:
-    assert iou((0, 0, 2, 2), (1, 1, 3, 3)) == pytest.approx(1 / 7)
-    assert iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
 
 
 def test_finds_a_visible_pedestrian_at_its_box_only(bus: np.ndarray, detector: HogPeopleDetector) -> None:

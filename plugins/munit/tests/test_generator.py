@@ -97,7 +97,8 @@ def test_same_seed_same_files_and_training_resumes_from_the_checkpoint(tmp_path:
     # Same scratch folder, more iterations: the second fit continues from the first's checkpoint.
     _, ctx = run(dataset, tmp_path / "a", **{**QUICK, "iterations": 3}, target_images=folder)
     training = json.loads((ctx.work_dir / "training.json").read_text())
-    assert (training["resumed_from"], training["session_iterations"], training["iterations"]) == (2, 1, 3)
+    assert (training["resumed_from"], training["iterations"], training["stopped_by"]) == (2, 3, "iterations")
+    assert training["seconds_total"] >= training["seconds"] > 0
 
 
 def test_cycle_weight_reaches_the_generator_loss(tmp_path: Path) -> None:
@@ -112,7 +113,7 @@ def test_cycle_weight_reaches_the_generator_loss(tmp_path: Path) -> None:
         generator = MunitGenerator(MunitParams(**{**QUICK, "iterations": 1}, target_images=folder, cycle_weight=weight))
         generator.fit(dataset, ctx)
         assert generator.trainer is not None and generator.trainer.identity()["weights"]["recon_x_cyc"] == weight
-        losses[weight] = json.loads((ctx.work_dir / "training.json").read_text())["final_losses"]
+        losses[weight] = json.loads((ctx.work_dir / "training.json").read_text())["final"]
     # The same weights and batches: the total differs by exactly the weighted cycle term.
     assert "recon_x_cyc_a" not in losses[0.0]
     cycle = losses[10.0]["recon_x_cyc_a"] + losses[10.0]["recon_x_cyc_b"]

@@ -10,6 +10,8 @@ import pytest
 import torch
 from fewgen_munit.training import MunitTrainer, load_domain_images, random_batch
 
+from fewgen.training import CheckpointMismatch, load_checkpoint
+
 SIZE = 32  # the smallest side the tiny preset takes (two discriminator scales of four stride-2 convs)
 
 
@@ -59,7 +61,7 @@ def test_one_step_changes_every_network_and_returns_finite_losses() -> None:
     assert set(result) == expected
     assert all(math.isfinite(value) for value in result.values())
     assert result["dis_total"] == pytest.approx(result["dis_a"] + result["dis_b"], rel=1e-5)
-    assert trainer.iteration == 1
+    assert trainer.gen_scheduler.last_epoch == trainer.dis_scheduler.last_epoch == 1
 
 
 def test_discriminator_update_leaves_generator_weights_alone() -> None:
@@ -109,44 +111,39 @@ def test_resumed_fit_matches_uninterrupted_fit(tmp_path: Path) -> None:
     resumed = MunitTrainer("tiny", seed=4)
     summary = resumed.fit(sample, iterations=3, checkpoint=checkpoint)
 
-    assert summary.resumed_from == 2 and summary.iterations == 3 and summary.session_iterations == 1
+    assert (summary.resumed_from, summary.iterations, summary.stopped_by) == (2, 3, "iterations")
     expected, actual = straight.model.state_dict(), resumed.model.state_dict()
     assert expected.keys() == actual.keys()
     for name in expected:
         assert torch.equal(expected[name], actual[name]), name
     assert torch.equal(straight.generator.get_state(), resumed.generator.get_state())
     assert straight.gen_scheduler.state_dict() == resumed.gen_scheduler.state_dict()
-    with pytest.raises(ValueError, match="other settings"):
-        MunitTrainer("tiny", seed=5).load_checkpoint(checkpoint)
+    with pytest.raises(CheckpointMismatch, match="seed: 4 saved, 5 now"):
+        MunitTrainer("tiny", seed=5).fit(sample, iterations=4, checkpoint=checkpoint)
 
 
-def test_format_1_checkpoint_with_instance_norm_running_statistics_resumes(tmp_path: Path) -> None:
-    # Format 1 kept running statistics in the content encoders' instance norms and a config flag for them.
+def test_checkpoints_of_the_plugin_s_own_earlier_formats_are_refused_in_one_line(tmp_path: Path) -> None:
+    # Formats 1 and 2 were the plugin's own files (format 1 with instance-norm running statistics).
     sample = sampler(*domains())
     checkpoint = tmp_path / "munit.pt"
-    MunitTrainer("tiny", seed=6).fit(sample, iterations=1, checkpoint=checkpoint)
-    payload = torch.load(checkpoint, weights_only=True)
-    weights = dict(payload["model"])
     trainer = MunitTrainer("tiny", seed=6)
-    for name, module in trainer.model.named_modules():
-        if isinstance(module, torch.nn.InstanceNorm2d):
-            channels = module.num_features
-            payload["model"] |= {
-                f"{name}.running_mean": torch.rand(channels),
-                f"{name}.running_var": torch.rand(channels) + 1,
-                f"{name}.num_batches_tracked": torch.tensor(7),
-            }
-    identity = json.loads(payload["identity"])
-    identity["config"]["gen"]["track_running_stats"] = True
-    payload |= {"format": 1, "identity": json.dumps(identity)}
-    torch.save(payload, checkpoint)
+    identity = json.dumps({key: value for key, value in trainer.identity().items() if key != "format"})
+    for old_format in (1, 2):
+        torch.save({"format": old_format, "identity": identity, "model": trainer.model.state_dict()}, checkpoint)
+        with pytest.raises(CheckpointMismatch, match="delete it to train afresh") as refused:
+            MunitTrainer("tiny", seed=6).fit(sample, iterations=2, checkpoint=checkpoint)
+        assert "\n" not in str(refused.value)
 
-    trainer.load_checkpoint(checkpoint)
-    loaded = trainer.model.state_dict()
-    assert loaded.keys() == weights.keys() and all(torch.equal(loaded[k], weights[k]) for k in weights)
-    summary = MunitTrainer("tiny", seed=6).fit(sample, iterations=2, checkpoint=checkpoint)
-    assert summary.resumed_from == 1 and summary.iterations == 2
-    assert torch.load(checkpoint, weights_only=True)["format"] == 2
+
+def test_a_minutes_budget_counts_over_resumes(tmp_path: Path) -> None:
+    sample = sampler(*domains())
+    checkpoint = tmp_path / "munit.pt"
+    MunitTrainer("tiny", seed=7).fit(sample, iterations=1, minutes=0.5, checkpoint=checkpoint)
+    trained = load_checkpoint(checkpoint, MunitTrainer("tiny", seed=7).identity())["seconds"]
+    assert 0 < trained < 30
+    # A second call with a budget the first call's training already spent trains no more.
+    summary = MunitTrainer("tiny", seed=7).fit(sample, iterations=100, minutes=trained / 60, checkpoint=checkpoint)
+    assert (summary.iterations, summary.resumed_from, summary.stopped_by) == (1, 1, "minutes")
 
 
 def test_budget_stops_fit_early() -> None:

@@ -20,4 +20,4 @@ def test_each_run_takes_its_training_iterations(tmp_path: Path) -> None:
     assert workload.images.shape == (2, 1, 3, 64, 64)
     workload.run()
     workload.run()
-    assert workload.trainer.iteration == 2
+    assert workload.trainer.gen_scheduler.last_epoch == 2  # two iterations, each steps the schedule

@@ -54,7 +54,10 @@ class PsganParams(Params):
     )
     # Off by default: a clock budget trains less on a busy machine, so results would depend on the load.
     minutes: float | None = Field(
-        None, gt=0, description="Also stop after this many minutes of training (not reproducible under load)."
+        None,
+        gt=0,
+        description="Also stop after this many minutes of training in all, counted over every resume of the "
+        "step's checkpoint (not reproducible under load).",
     )
     per_image: int = Field(1, ge=1, le=50, description="New boxes placed and painted per chosen image (at most).")
     fraction: float = Field(1.0, ge=0.0, le=1.0, description="Share of the eligible samples that get a painted copy.")
@@ -179,7 +182,7 @@ class PsganGenerator(Generator):
             "class": cls,
             "gan_loss": trainer.gan_loss,
             "pairs": pairs.report.to_json(),
-            "training": summary.to_json(),
+            "training": summary.to_dict(),
             "parameters": trainer.parameters(),
         }
         (ctx.work_dir / "model" / "training.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

@@ -15,42 +15,43 @@ One iteration on a batch of (input, target, box) windows, each sample with its o
 4. **Learning rate.** Adam 2e-4, betas (0.5, 0.999) for all three networks, constant for
    the first half of training and then linearly down to zero (pix2pix's ``niter`` +
    ``niter_decay``), where training is a number of iterations, a number of minutes, or both
-   (whichever ends first).
+   (whichever ends first), counted over every resume.
 
-All randomness that is not the networks' initial weights (batches, input noise, flips, the
-image pool's draws) comes from one ``torch.Generator`` held by the trainer; dropout uses
-torch's global generator (the GPU's, on a GPU), whose state is saved too. Checkpoints hold
-the weights and buffers, the three optimisers, the pool, the generators' states, the
-iteration and the elapsed time; they are written atomically and loaded with ``weights_only=True``, so an
-interrupted run resumes exactly where it stopped. This module knows nothing of fewgen's
-datasets: it takes tensors.
+:class:`PsganTrainer` is a :class:`fewgen.training.Trainable`: :func:`fewgen.training.fit` runs
+the loop, the budget, the atomic checkpoints and their identity check. All randomness that is
+not the networks' initial weights (batches, input noise, flips, the image pool's draws) comes
+from one ``torch.Generator`` held by the trainer; dropout uses torch's global generator (the
+GPU's, on a GPU). The trainer's state holds the weights and buffers, the three optimisers, the
+pool and every generator's state, so an interrupted run resumes exactly where it stopped. This
+module knows nothing of fewgen's datasets: it takes tensors.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from fewgen.training import Budget, FitSummary, fit, global_rng_state, save_atomically, set_global_rng_state
 from fewgen_psgan import losses
 from fewgen_psgan.losses import IMAGE_GAN_LOSS, GanLoss, LossWeights
 from fewgen_psgan.model import Psgan, PsganConfig, UnetGenerator, count_parameters, crop_boxes, preset
 
-# 2: the official person discriminator (SPP_NET) and the image discriminator's BCE; format-1
-# files hold another person discriminator and are refused.
-CHECKPOINT_FORMAT = 2
+# Part of the identity. 2: the official person discriminator (SPP_NET) and the image
+# discriminator's BCE. 3: the state inside fewgen.training's checkpoint; the plugin's own
+# format-1 and format-2 files are refused in one line.
+CHECKPOINT_FORMAT = 3
 # The generator file holds the generator alone, whose network did not change with format 2.
 GENERATOR_FORMAT = 1
 
 # Draws one batch (inputs, targets, boxes) from the trainer's generator: (B, 3, S, S) floats in
 # [-1, 1] twice and (B, 4) integer boxes x1, y1, x2, y2 in window pixels (end exclusive).
 BatchSampler = Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
-# Called after every iteration with (iterations done, the iteration's losses).
+# Called after every iteration with (iterations done in all, the iteration's losses).
 StepCallback = Callable[[int, dict[str, float]], None]
 
 
@@ -65,20 +66,6 @@ class OptimConfig:
 
 OPTIM = OptimConfig()  # the paper's optimiser and schedule
 WEIGHTS = LossWeights()  # the paper's loss weights
-
-
-@dataclass(frozen=True)
-class FitSummary:
-    iterations: int  # in total, over all resumed sessions
-    session_iterations: int  # done by this call
-    seconds: float  # training seconds in total, over all resumed sessions
-    iterations_per_second: float  # of this call
-    final_losses: dict[str, float]
-    resumed_from: int | None
-    stopped_by: str  # "iterations" or "minutes"
-
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)
 
 
 class ImagePool:
@@ -115,7 +102,8 @@ class ImagePool:
 
 
 class PsganTrainer:
-    """The three PS-GAN networks, their optimisers, the image pool and one random generator."""
+    """The three PS-GAN networks, their optimisers, the image pool and one random generator (a
+    :class:`fewgen.training.Trainable` once :meth:`fit` gives it its batches)."""
 
     def __init__(
         self,
@@ -145,9 +133,7 @@ class PsganTrainer:
         self.person_opt = adam(model.person_discriminator)
         self.pool = ImagePool(optim.pool_size)
         self.generator = torch.Generator().manual_seed(seed)
-        self.iteration = 0
-        self.elapsed = 0.0
-        self.resumed_from: int | None = None
+        self.sample_batch: BatchSampler | None = None  # set by fit
 
     @property
     def optimizers(self) -> tuple[torch.optim.Adam, ...]:
@@ -201,7 +187,6 @@ class PsganTrainer:
         finally:
             for parameter in discriminators:
                 parameter.requires_grad_(True)
-        self.iteration += 1
         result = {name: float(value.detach()) for name, value in terms.items()}
         result |= {
             "gen_total": float(total.detach()),
@@ -219,6 +204,12 @@ class PsganTrainer:
             for group in optimizer.param_groups:
                 group["lr"] = self.optim.lr * factor
 
+    def train_step(self) -> dict[str, float]:
+        """One iteration on a batch drawn from the trainer's generator by the sampler :meth:`fit` was given."""
+        if self.sample_batch is None:
+            raise RuntimeError("psgan: train_step() draws its batches through fit(sample_batch, ...)")
+        return self.step(*self.sample_batch(self.generator))
+
     # --- training loop -----------------------------------------------------------------
 
     def fit(
@@ -235,57 +226,16 @@ class PsganTrainer:
         ``sample_batch(generator)`` draws a batch from the trainer's generator (see
         :func:`fewgen_psgan.pairs.WindowPairs.batch`), so a resumed run draws the same batches.
         With ``checkpoint`` the state is loaded from there if the file exists, saved every
-        ``checkpoint_every`` iterations, and saved when the call ends. Training by
-        iterations alone repeats bit for bit; a minutes budget makes the schedule follow the
-        clock.
+        ``checkpoint_every`` iterations, and saved when the call ends
+        (:func:`fewgen.training.fit`). The learning-rate schedule follows the share of the
+        budget spent: training by iterations alone repeats bit for bit; a minutes budget makes
+        the schedule follow the clock.
         """
         if iterations is None and minutes is None:
             raise ValueError("give iterations, minutes or both: training needs an end")
-        if iterations is not None and iterations < 0:
-            raise ValueError(f"iterations must be >= 0, got {iterations}")
-        if minutes is not None and minutes <= 0:
-            raise ValueError(f"minutes must be positive, got {minutes}")
-        if checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
-        if checkpoint is not None and checkpoint.is_file():
-            self.load_checkpoint(checkpoint)
-        budget = minutes * 60 if minutes is not None else None
-        first = self.iteration
-        start = time.perf_counter()
-        elapsed_before = self.elapsed
-        result: dict[str, float] = {}
-        stopped_by = "iterations"
-        while True:
-            shares = []
-            if iterations is not None:
-                shares.append(self.iteration / iterations if iterations else 1.0)
-            if budget is not None:
-                shares.append(self.elapsed / budget)
-            done = max(shares)
-            if done >= 1.0:
-                stopped_by = "iterations" if iterations is not None and self.iteration >= iterations else "minutes"
-                break
-            self.set_lr(done)
-            inputs, targets, boxes = sample_batch(self.generator)
-            result = self.step(inputs, targets, boxes)
-            self.elapsed = elapsed_before + time.perf_counter() - start
-            if on_step is not None:
-                on_step(self.iteration, result)
-            if checkpoint is not None and self.iteration % checkpoint_every == 0:
-                self.save_checkpoint(checkpoint)
-        if checkpoint is not None:
-            self.save_checkpoint(checkpoint)
-        session = self.iteration - first
-        seconds = time.perf_counter() - start
-        return FitSummary(
-            iterations=self.iteration,
-            session_iterations=session,
-            seconds=round(self.elapsed, 3),
-            iterations_per_second=round(session / seconds, 4) if session and seconds > 0 else 0.0,
-            final_losses={key: round(value, 6) for key, value in result.items()},
-            resumed_from=self.resumed_from,
-            stopped_by=stopped_by,
-        )
+        self.sample_batch = sample_batch
+        budget = Budget(iterations=iterations, minutes=minutes)
+        return fit(self, budget, checkpoint, checkpoint_every, on_step, self.device, before_iteration=self.set_lr)
 
     # --- inference ---------------------------------------------------------------------
 
@@ -303,11 +253,12 @@ class PsganTrainer:
             "person_discriminator": count_parameters(model.person_discriminator),
         }
 
-    # --- checkpoints -------------------------------------------------------------------
+    # --- checkpoints (fewgen.training.Trainable) ---------------------------------------
 
     def identity(self) -> dict[str, object]:
         """What must match for a checkpoint to be resumed."""
         return {
+            "format": CHECKPOINT_FORMAT,
             "config": asdict(self.config),
             "weights": asdict(self.weights),
             "optim": asdict(self.optim),
@@ -315,46 +266,26 @@ class PsganTrainer:
             "seed": self.seed,
         }
 
-    def save_checkpoint(self, path: Path) -> None:
-        payload = {
-            "format": CHECKPOINT_FORMAT,
-            "identity": json.dumps(self.identity()),
+    def state_dict(self) -> dict[str, Any]:
+        return {
             "model": self.model.state_dict(),
             "gen_opt": self.gen_opt.state_dict(),
             "image_opt": self.image_opt.state_dict(),
             "person_opt": self.person_opt.state_dict(),
             "pool": self.pool.state(),
             "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            # Dropout on a GPU draws from the device's own generator.
-            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
-            "iteration": self.iteration,
-            "elapsed": self.elapsed,
+            "global_rng": global_rng_state(self.device),  # dropout
         }
-        atomic_save(payload, path)
 
-    def load_checkpoint(self, path: Path) -> None:
-        payload = torch.load(path, map_location=self.device, weights_only=True)
-        found = payload.get("format")
-        if found != CHECKPOINT_FORMAT:
-            older = " (made before the official person discriminator; delete it to train afresh)" if found == 1 else ""
-            raise ValueError(f"{path}: checkpoint format {found} is not {CHECKPOINT_FORMAT}{older}")
-        saved = json.loads(payload["identity"])
-        if saved != json.loads(json.dumps(self.identity())):
-            raise ValueError(f"{path}: checkpoint was made with other settings: {saved}")
-        self.model.load_state_dict(payload["model"])
-        self.gen_opt.load_state_dict(payload["gen_opt"])
-        self.image_opt.load_state_dict(payload["image_opt"])
-        self.person_opt.load_state_dict(payload["person_opt"])
-        pool = payload["pool"]
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.gen_opt.load_state_dict(state["gen_opt"])
+        self.image_opt.load_state_dict(state["image_opt"])
+        self.person_opt.load_state_dict(state["person_opt"])
+        pool = state["pool"]
         self.pool.load(pool.to(self.device) if pool is not None else None)
-        self.generator.set_state(payload["generator"].cpu())
-        torch.set_rng_state(payload["torch_rng"].cpu())
-        if payload.get("cuda_rng") is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(payload["cuda_rng"].cpu(), self.device)
-        self.iteration = int(payload["iteration"])
-        self.elapsed = float(payload["elapsed"])
-        self.resumed_from = self.iteration
+        self.generator.set_state(state["generator"].cpu())
+        set_global_rng_state(state["global_rng"], self.device)
 
 
 @torch.no_grad()
@@ -379,7 +310,7 @@ def save_generator(trainer: PsganTrainer, path: Path) -> None:
         "config": json.dumps(asdict(trainer.config)),
         "generator": trainer.model.generator.state_dict(),
     }
-    atomic_save(payload, path)
+    save_atomically(payload, path)
 
 
 def load_generator(path: Path, device: str | torch.device = "cpu") -> tuple[UnetGenerator, PsganConfig]:
@@ -393,11 +324,3 @@ def load_generator(path: Path, device: str | torch.device = "cpu") -> tuple[Unet
     generator = UnetGenerator(3, 3, config.depth, config.ngf, config.dropout)
     generator.load_state_dict(payload["generator"])
     return generator.to(device).eval(), config
-
-
-def atomic_save(payload: dict[str, object], path: Path) -> None:
-    """``torch.save`` through a temporary file: a crash while saving never leaves a truncated file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    torch.save(payload, partial)
-    os.replace(partial, path)

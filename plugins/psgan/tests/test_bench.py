@@ -1,4 +1,4 @@
-"""``fewgen bench psgan`` end to end on a tiny native dataset: one JSON object with every figure."""
+"""``fewgen bench psgan`` end to end on a tiny native dataset: the bench envelope with every figure."""
 
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ def test_bench_reports_pairs_training_fidelity_and_hog_rates(
     args += ["--min-height", "10", "--threads", "1", "--checkpoint", str(tmp_path / "psgan.pt"), "--json"]
     result = CliRunner().invoke(psgan_bench, args)
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    envelope = json.loads(result.stdout.strip().splitlines()[-1])
+    assert envelope["benchmark"] == "psgan" and envelope["settings"]["preset"] == "tiny"
+    assert envelope["settings"]["threads"] == 1 and envelope["settings"]["seed"] == 0
+    report = envelope["figures"]
     assert report["pairs"]["train_images"] == 6 and report["pairs"]["held_out_images"] == 2
     assert report["pairs"]["held_out"]["used"] == 4
     assert report["training"]["iterations"] == 2 and report["training"]["iterations_per_second"] > 0
@@ -28,6 +31,9 @@ def test_bench_reports_pairs_training_fidelity_and_hog_rates(
     assert report["hog_in_place"]["boxes"] == 4 and 0 <= report["hog_in_place"]["synthetic"] <= 1
     assert report["hog_inserted"]["images"] == 2 and 0 <= report["hog_inserted"]["background"] <= 1
     assert report["parameters"]["generator"] == 1_830_563
+    assert envelope["target"] == {"hog_inserted_ratio_at_least": 0.5}
+    ratio = report["hog_inserted"]["ratio"]
+    assert envelope["met"] is (None if ratio is None else ratio >= 0.5)
     assert (tmp_path / "psgan.pt").is_file()
 
 

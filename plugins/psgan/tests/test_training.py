@@ -10,6 +10,8 @@ import torch
 from fewgen_psgan.losses import LossWeights
 from fewgen_psgan.training import ImagePool, OptimConfig, PsganTrainer, load_generator, save_generator
 
+from fewgen.training import CheckpointMismatch, save_checkpoint
+
 SIZE = 64
 
 
@@ -62,9 +64,9 @@ def test_learning_rate_is_constant_then_decays_linearly_to_zero() -> None:
 
 def test_fit_runs_iterations_and_reports() -> None:
     summary = PsganTrainer("tiny", seed=0).fit(sampler, iterations=2)
-    assert (summary.iterations, summary.session_iterations, summary.stopped_by) == (2, 2, "iterations")
-    assert {"gan_image", "l1", "gan_person", "gen_total", "dis_image", "dis_person", "lr"} <= set(summary.final_losses)
-    terms = summary.final_losses
+    assert (summary.iterations, summary.resumed_from, summary.stopped_by) == (2, 0, "iterations")
+    assert {"gan_image", "l1", "gan_person", "gen_total", "dis_image", "dis_person", "lr"} <= set(summary.final)
+    terms = summary.final  # the means over the last iterations: the objective is linear in the terms
     assert terms["gen_total"] == pytest.approx(terms["gan_image"] + 100 * terms["l1"] + terms["gan_person"], rel=1e-4)
 
 
@@ -88,18 +90,21 @@ def test_the_image_discriminator_loss_is_bce_by_default_and_part_of_the_identity
     assert PsganTrainer("tiny").identity()["gan_loss"] == "bce"
     checkpoint = tmp_path / "psgan.pt"
     PsganTrainer("tiny", seed=0, gan_loss="lsgan").fit(sampler, iterations=1, checkpoint=checkpoint)
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(CheckpointMismatch, match="other settings"):
         PsganTrainer("tiny", seed=0).fit(sampler, iterations=2, checkpoint=checkpoint)
     with pytest.raises(ValueError, match="unknown GAN loss 'wgan'"):
         PsganTrainer("tiny", gan_loss="wgan")  # type: ignore[arg-type]
 
 
-def test_a_checkpoint_of_the_old_person_discriminator_is_refused_in_one_line(tmp_path: Path) -> None:
+def test_a_checkpoint_of_the_plugin_s_own_earlier_formats_is_refused_in_one_line(tmp_path: Path) -> None:
     checkpoint = tmp_path / "psgan.pt"
-    PsganTrainer("tiny", seed=0).fit(sampler, iterations=1, checkpoint=checkpoint)
-    torch.save({**torch.load(checkpoint, weights_only=True), "format": 1}, checkpoint)
-    with pytest.raises(ValueError, match=r"format 1 is not 2 .*delete it to train afresh"):
-        PsganTrainer("tiny", seed=0).fit(sampler, iterations=2, checkpoint=checkpoint)
+    trainer = PsganTrainer("tiny", seed=0)
+    identity = json.dumps({key: value for key, value in trainer.identity().items() if key != "format"})
+    for old_format in (1, 2):  # what the plugin's own loop wrote: its weights and state beside the identity
+        torch.save({"format": old_format, "identity": identity, "model": trainer.model.state_dict()}, checkpoint)
+        with pytest.raises(CheckpointMismatch, match="delete it to train afresh") as refused:
+            PsganTrainer("tiny", seed=0).fit(sampler, iterations=2, checkpoint=checkpoint)
+        assert "\n" not in str(refused.value)
 
 
 def test_a_minutes_budget_stops_training() -> None:
@@ -116,7 +121,7 @@ def test_two_then_one_resumed_iteration_equals_three(tmp_path: Path) -> None:
     torch.rand(5)  # whatever runs between sessions must not matter: the checkpoint restores the global generator
     resumed = PsganTrainer("tiny", seed=3)
     summary = resumed.fit(sampler, iterations=3, checkpoint=checkpoint)
-    assert (summary.resumed_from, summary.iterations, summary.session_iterations) == (2, 3, 1)
+    assert (summary.resumed_from, summary.iterations) == (2, 3)
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     for a, b in zip(straight.pool.images, resumed.pool.images, strict=True):
@@ -131,15 +136,35 @@ def test_checkpoints_are_atomic_weights_only_and_tied_to_their_settings(tmp_path
     checkpoint = tmp_path / "psgan.pt"
     PsganTrainer("tiny", seed=0).fit(sampler, iterations=1, checkpoint=checkpoint)
     payload = torch.load(checkpoint, weights_only=True)  # raises if anything but tensors and plain data is inside
-    assert payload["iteration"] == 1 and len(payload["pool"]) == 2
+    assert payload["iteration"] == 1 and len(payload["state"]["pool"]) == 2
     assert not list(tmp_path.glob(".*partial"))
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(CheckpointMismatch, match="other settings"):
         PsganTrainer("tiny", seed=1).fit(sampler, iterations=2, checkpoint=checkpoint)
 
 
 def test_fit_needs_an_end() -> None:
     with pytest.raises(ValueError, match="needs an end"):
         PsganTrainer("tiny").fit(sampler)
+
+
+class Enough(Exception):
+    pass
+
+
+def test_a_minutes_budget_makes_the_schedule_follow_the_clock(tmp_path: Path) -> None:
+    # A checkpoint that has trained 45 of 60 seconds: the rate is halfway down (it decays from 30 s on).
+    checkpoint = tmp_path / "psgan.pt"
+    trainer = PsganTrainer("tiny", seed=0)
+    save_checkpoint(checkpoint, trainer.identity(), trainer.state_dict(), iteration=10, seconds=45.0)
+    rates: list[float] = []
+
+    def one_iteration(iteration: int, figures: dict[str, float]) -> None:
+        rates.append(figures["lr"])
+        raise Enough  # do not train out the remaining 15 s
+
+    with pytest.raises(Enough):
+        trainer.fit(sampler, iterations=1000, minutes=1, checkpoint=checkpoint, on_step=one_iteration)
+    assert rates == [pytest.approx(1e-4, rel=0.01)]
 
 
 def test_a_generator_file_written_before_the_official_person_discriminator_still_loads(tmp_path: Path) -> None:

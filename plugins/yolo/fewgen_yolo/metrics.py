@@ -59,6 +59,8 @@ from typing import Any
 
 import numpy as np
 
+from fewgen.measures import pairwise_iou
+
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 # COCOeval adds this to the precision denominator; adding it too keeps the numbers bit-comparable.
@@ -147,18 +149,6 @@ class APResult:
     precision_at_recall: list[np.ndarray | None]
 
 
-def _box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``boxes_a`` (M, 4) with every box in ``boxes_b`` (N, 4): an (M, N) array."""
-    top_left = np.maximum(boxes_a[:, None, :2], boxes_b[None, :, :2])
-    bottom_right = np.minimum(boxes_a[:, None, 2:], boxes_b[None, :, 2:])
-    intersection = np.clip(bottom_right - top_left, 0.0, None).prod(axis=2)
-    area_a = (boxes_a[:, 2] - boxes_a[:, 0]) * (boxes_a[:, 3] - boxes_a[:, 1])
-    area_b = (boxes_b[:, 2] - boxes_b[:, 0]) * (boxes_b[:, 3] - boxes_b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - intersection
-    # Two empty boxes have no union; COCOeval gives them IoU 0.
-    return np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0)
-
-
 def _greedy_match(iou: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """True-positive flags (T, M) for M score-ordered detections against N ground truths of one class.
 
@@ -207,7 +197,7 @@ def match_image(
         gt_boxes = gt.boxes[gt.classes == cls]
         if len(gt_boxes):
             of_class = np.flatnonzero(classes == cls)
-            tp[:, of_class] = _greedy_match(_box_iou(boxes[of_class], gt_boxes), thresholds)
+            tp[:, of_class] = _greedy_match(pairwise_iou(boxes[of_class], gt_boxes), thresholds)
     gt_classes, gt_class_counts = np.unique(gt.classes, return_counts=True)
     gt_counts = dict(zip(gt_classes.tolist(), gt_class_counts.tolist(), strict=True))
     return ImageMatches(gt.image_id, scores, classes, tp, gt_counts, thresholds)

@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from fewgen.dataset import Box, Dataset, Provenance, Sample
 from fewgen.imageio import CorruptImage, load_rgb
+from fewgen.measures import box_iou
 from fewgen.verdicts import HELPS, HURTS
 from fewgen_yolo.metrics import APResult
 from fewgen_yolo.training import Prediction
@@ -598,15 +599,6 @@ def _css(colour: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*colour)
 
 
-def _iou(box_a: list[float], box_b: list[float]) -> float:
-    width = min(box_a[2], box_b[2]) - max(box_a[0], box_b[0])
-    height = min(box_a[3], box_b[3]) - max(box_a[1], box_b[1])
-    intersection = max(width, 0.0) * max(height, 0.0)
-    union = (box_a[2] - box_a[0]) * (box_a[3] - box_a[1]) + (box_b[2] - box_b[0]) * (box_b[3] - box_b[1])
-    union -= intersection
-    return intersection / union if union > 0 else 0.0
-
-
 def _shown(prediction: Prediction) -> list[tuple[float, list[float], int]]:
     """(score, box, class) of the detections with score >= SHOWN_SCORE, highest score first."""
     kept = [
@@ -625,7 +617,7 @@ def _disagreement(first: Prediction, second: Prediction) -> int:
     for _, box, cls in mine:
         best, best_iou = None, SAME_DETECTION_IOU
         for index, (_, other, other_cls) in enumerate(theirs):
-            if index not in taken and other_cls == cls and (overlap := _iou(box, other)) >= best_iou:
+            if index not in taken and other_cls == cls and (overlap := box_iou(box, other)) >= best_iou:
                 best, best_iou = index, overlap
         if best is not None:
             taken.add(best)
