@@ -112,7 +112,8 @@ class FitSummary:
     iterations: int  # done in all, over every resume
     resumed_from: int  # iterations the checkpoint held when this call started (0: from scratch)
     seconds: float  # this call's training time
-    seconds_total: float  # over every resume
+    # over every resume (named so the engine's timing rule keeps it out of metrics.json, as `seconds`)
+    total_seconds: float
     iterations_per_second: float  # this call's
     stopped_by: Literal["iterations", "minutes"]
     final: dict[str, float] = field(default_factory=dict)  # the mean of the last iterations' figures
@@ -222,7 +223,7 @@ def fit(
         iterations=iteration,
         resumed_from=resumed_from,
         seconds=round(seconds, 3),
-        seconds_total=round(trained_before + seconds, 3),
+        total_seconds=round(trained_before + seconds, 3),
         iterations_per_second=round(done / seconds, 3) if done and seconds > 0 else 0.0,
         stopped_by=stopped_by,
         final={key: round(sum(f[key] for f in recent) / len(recent), 6) for key in (recent[-1] if recent else {})},

@@ -100,7 +100,7 @@ def test_the_budget_counts_over_resumes(tmp_path: Path) -> None:
     payload = load_checkpoint(checkpoint, LineFitter().identity())
     save_checkpoint(checkpoint, LineFitter().identity(), payload["state"], iteration=5, seconds=600.0)
     capped = fit(LineFitter(), Budget(iterations=100, minutes=5), checkpoint=checkpoint)
-    assert (capped.iterations, capped.stopped_by, capped.seconds_total >= 600) == (5, "minutes", True)
+    assert (capped.iterations, capped.stopped_by, capped.total_seconds >= 600) == (5, "minutes", True)
 
 
 def test_the_summary_has_one_shape(tmp_path: Path) -> None:
@@ -109,7 +109,7 @@ def test_the_summary_has_one_shape(tmp_path: Path) -> None:
         "iterations",
         "resumed_from",
         "seconds",
-        "seconds_total",
+        "total_seconds",
         "iterations_per_second",
         "stopped_by",
         "final",

@@ -112,9 +112,10 @@ class AnomalyEvaluator(Evaluator):
     def evaluate(self, dataset: Dataset, ctx: StepContext) -> dict[str, Any]:
         import numpy as np
 
+        from fewgen.training import CheckpointMismatch
         from fewgen_draem import comparison, metrics, report
         from fewgen_draem.statistical import StatisticalBaseline
-        from fewgen_draem.training import CheckpointMismatch, DraemTrainer, TrainingConfig, save_model
+        from fewgen_draem.training import DraemTrainer, TrainingConfig, save_model
 
         params: AnomalyParams = self.params  # type: ignore[assignment]
         train, test = self.select(dataset)
@@ -210,7 +211,7 @@ class AnomalyEvaluator(Evaluator):
             result,
             baseline_result,
             versus,
-            summary.to_json(),
+            summary.to_dict(),
             params.model_dump(mode="json"),
             scored,
             params.good_label,
@@ -223,7 +224,7 @@ class AnomalyEvaluator(Evaluator):
             "comparison": versus,
             "train_images": len(train_kept),
             "test_images": len(test_kept),
-            "training": summary.to_json(),
+            "training": summary.to_dict(),
             "predictions": predictions,
         }
 

@@ -8,9 +8,10 @@ of training, as the reference ``MultiStepLR`` does over its epochs. Training len
 number of epochs, a wall-clock budget, or both (whichever ends first); with a budget the
 schedule follows the share of the budget spent, so the rate still drops near the end.
 
-Training state (weights, optimiser, where in which epoch, the random generator, elapsed
-time) is checkpointed atomically every few minutes and loaded with ``weights_only=True``:
-an interrupted run continues where it stopped, and a checkpoint file cannot run code.
+The loop, the budget (counted over every resume), atomic checkpoints every
+``checkpoint_every`` steps with their identity check, ``weights_only`` loads and the summary
+are :mod:`fewgen.training`'s; the trainer's state (weights, optimiser, where in which epoch,
+the random generator) makes an interrupted run continue exactly where it stopped.
 This module knows nothing of fewgen's datasets: it takes tensors.
 """
 
@@ -19,24 +20,21 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from fewgen.training import Budget, FitSummary, fit, save_atomically
 from fewgen_draem.augmentations import rotate
 from fewgen_draem.losses import DraemLoss
 from fewgen_draem.model import PRESETS, Draem, init_weights
 from fewgen_draem.synthesis import AnomalySynthesizer
 
-CHECKPOINT_FORMAT = 1
-
-
-class CheckpointMismatch(ValueError):
-    """A checkpoint that cannot be resumed with these settings, textures or seed."""
+# 2: written by fewgen.training (format 1 files, the plugin's own, are refused in one line).
+CHECKPOINT_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -54,13 +52,15 @@ class TrainingConfig:
     rotate_normal: float = 0.3  # the official MVTec loader turns a good image with probability 0.3
     # oneDNN's convolutions are markedly faster on channels-last tensors on x86 CPUs.
     channels_last: bool = True
-    checkpoint_minutes: float = 2.0
+    checkpoint_every: int = 100  # training steps between checkpoints
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         if self.epochs is None and self.minutes is None:
             raise ValueError("give epochs, minutes or both: training needs an end")
+        if self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be at least 1, got {self.checkpoint_every}")
 
     def identity(self) -> dict[str, object]:
         """What must match for a checkpoint to be resumed (a changed budget may resume; a changed model may not)."""
@@ -83,25 +83,16 @@ class TrainingState:
     step: int = 0
     epoch: int = 0
     position: int = 0  # batches of the current epoch already done
-    elapsed: float = 0.0  # seconds of training, summed over resumed sessions
     order: torch.Tensor | None = None  # the current epoch's permutation
     history: list[list[float]] = field(default_factory=list)  # [step, l2, ssim, focal] every log_every steps
-    resumed_from_step: int | None = None
 
 
-@dataclass(frozen=True)
-class TrainingSummary:
-    steps: int
-    epochs_completed: float
-    seconds: float
-    images_per_second: float
-    final_losses: dict[str, float]
-    parameters: int
-    resumed_from_step: int | None
-    stopped_by: str
+@dataclass
+class DraemFitSummary(FitSummary):
+    """:class:`fewgen.training.FitSummary` and what only DRAEM has: epochs done and the network's size."""
 
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)
+    epochs_completed: float = 0.0
+    parameters: int = 0
 
 
 # Called after every step with (steps done, share of training done in [0, 1], loss terms).
@@ -127,6 +118,7 @@ class DraemTrainer:
         self.synthesizer = AnomalySynthesizer(beta_max=config.beta_max, normal_share=config.normal_share)
         self.generator = torch.Generator().manual_seed(seed)
         self.state = TrainingState()
+        self._done = 0.0  # the share of the budget spent, as of the current step
 
     # --- training ----------------------------------------------------------------------
 
@@ -137,12 +129,13 @@ class DraemTrainer:
         checkpoint: Path | None = None,
         on_step: StepCallback | None = None,
         log_every: int = 10,
-    ) -> TrainingSummary:
+    ) -> DraemFitSummary:
         """Train on ``images`` (N, 3, S, S) uint8 (or float in [0, 1]) at the config's size.
 
         ``textures`` (T, 3, S, S), same dtype rules, are the anomaly sources; None means Perlin-noise colours.
-        With ``checkpoint`` the state is saved there periodically and training resumes from it if it exists
-        and was made with the same settings, seed and textures (:func:`texture_fingerprint`).
+        With ``checkpoint`` the state is saved there every ``checkpoint_every`` steps and at the end, and
+        training resumes from it if it exists and was made with the same settings, seed and textures
+        (:func:`texture_fingerprint`). The learning-rate schedule follows the share of the budget spent.
         """
         config = self.config
         count = images.shape[0]
@@ -150,68 +143,85 @@ class DraemTrainer:
             raise ValueError(f"DRAEM needs at least 2 training images (batch norm), got {count}")
         if tuple(images.shape[1:]) != (3, config.size, config.size):
             raise ValueError(f"training images must be (N, 3, {config.size}, {config.size}), got {tuple(images.shape)}")
-        sources = texture_fingerprint(textures)
-        if checkpoint is not None and checkpoint.is_file():
-            self.load_checkpoint(checkpoint, sources)
-        batches_per_epoch = math.ceil(count / config.batch_size)
-        total_steps = config.epochs * batches_per_epoch if config.epochs is not None else None
-        budget = config.minutes * 60 if config.minutes is not None else None
-        state = self.state
+        self._images, self._textures, self._log_every = images, textures, log_every
+        self._sources = texture_fingerprint(textures)
+        self._batches_per_epoch = math.ceil(count / config.batch_size)
+        total_steps = config.epochs * self._batches_per_epoch if config.epochs is not None else None
+        budget = Budget(iterations=total_steps, minutes=config.minutes)
         self.model.train()
-        session_start = time.perf_counter()
-        elapsed_before = state.elapsed
-        last_save = session_start
-        losses: dict[str, float] = {}
-        images_seen = 0
-        stopped_by = "epochs"
-        while True:
-            done = self._progress(total_steps, budget)
-            if done >= 1.0:
-                stopped_by = "epochs" if total_steps is not None and state.step >= total_steps else "minutes"
-                break
-            if state.order is None or state.position >= batches_per_epoch:
-                if state.order is not None:
-                    state.epoch += 1
-                state.order = torch.randperm(count, generator=self.generator)
-                state.position = 0
-            rows = state.order[state.position * config.batch_size : (state.position + 1) * config.batch_size]
-            if len(rows) == 1:
-                # Batch norm cannot train on one image (its deepest maps can be 1x1): borrow the epoch's first.
-                rows = torch.cat((rows, state.order[:1]))
+
+        def schedule(done: float) -> None:
+            self._done = done
             self._set_lr(done)
-            losses = self._step(images[rows], textures)
-            state.step += 1
-            state.position += 1
-            images_seen += len(rows)
-            state.elapsed = elapsed_before + time.perf_counter() - session_start
-            if state.step % log_every == 0:
-                state.history.append([state.step, losses["l2"], losses["ssim"], losses["focal"]])
+
+        def report(step: int, losses: dict[str, float]) -> None:
             if on_step is not None:
-                on_step(state.step, min(self._progress(total_steps, budget), 1.0), losses)
-            if checkpoint is not None and time.perf_counter() - last_save > config.checkpoint_minutes * 60:
-                self.save_checkpoint(checkpoint, sources)
-                last_save = time.perf_counter()
-        if checkpoint is not None:
-            self.save_checkpoint(checkpoint, sources)
-        session_seconds = time.perf_counter() - session_start
-        return TrainingSummary(
-            steps=state.step,
-            epochs_completed=round(state.epoch + state.position / batches_per_epoch, 3),
-            seconds=round(state.elapsed, 3),
-            images_per_second=round(images_seen / session_seconds, 3) if images_seen else 0.0,
-            final_losses={key: round(value, 6) for key, value in losses.items()},
+                # The share at the start of the step, or what the steps alone say once they are the limit.
+                done = step / total_steps if total_steps is not None else self._done
+                on_step(step, min(max(done, self._done), 1.0), losses)
+
+        # final_window 1: the summary's final losses are the last step's.
+        summary = fit(self, budget, checkpoint, config.checkpoint_every, report, self.device, 1, schedule)
+        state = self.state
+        return DraemFitSummary(
+            **summary.to_dict(),
+            epochs_completed=round(state.epoch + state.position / self._batches_per_epoch, 3),
             parameters=sum(p.numel() for p in self.model.parameters()),
-            resumed_from_step=state.resumed_from_step,
-            stopped_by=stopped_by,
         )
 
-    def _progress(self, total_steps: int | None, budget: float | None) -> float:
-        shares = []
-        if total_steps is not None:
-            shares.append(self.state.step / total_steps)
-        if budget is not None:
-            shares.append(self.state.elapsed / budget)
-        return max(shares)
+    def train_step(self) -> dict[str, float]:
+        """One batch of the current epoch (a new epoch's order drawn when one ends)."""
+        state, batch_size = self.state, self.config.batch_size
+        if state.order is None or state.position >= self._batches_per_epoch:
+            if state.order is not None:
+                state.epoch += 1
+            state.order = torch.randperm(len(self._images), generator=self.generator)
+            state.position = 0
+        rows = state.order[state.position * batch_size : (state.position + 1) * batch_size]
+        if len(rows) == 1:
+            # Batch norm cannot train on one image (its deepest maps can be 1x1): borrow the epoch's first.
+            rows = torch.cat((rows, state.order[:1]))
+        losses = self._step(self._images[rows], self._textures)
+        state.step += 1
+        state.position += 1
+        if state.step % self._log_every == 0:
+            state.history.append([state.step, losses["l2"], losses["ssim"], losses["focal"]])
+        return losses
+
+    def state_dict(self) -> dict[str, Any]:
+        state = self.state
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "step": state.step,
+            "epoch": state.epoch,
+            "position": state.position,
+            "order": state.order,
+            "history": state.history,
+        }
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.generator.set_state(saved["generator"].cpu())
+        order = saved["order"]
+        self.state = TrainingState(
+            step=saved["step"],
+            epoch=saved["epoch"],
+            position=saved["position"],
+            order=order.cpu() if order is not None else None,
+            history=[list(row) for row in saved["history"]],
+        )
+
+    def identity(self) -> dict[str, Any]:
+        """What a checkpoint must share to be resumed: settings, seed and anomaly sources (a changed budget may)."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.config.identity(),
+            "seed": self.seed,
+            "textures": self._sources,
+        }
 
     def _set_lr(self, done: float) -> None:
         drops = sum(done >= milestone for milestone in self.config.milestones)
@@ -250,61 +260,6 @@ class DraemTrainer:
         """(anomaly maps (N, S, S) float32 in [0, 1], image scores (N,)) of images (N, 3, S, S)."""
         return predict(self.model, images, self.device, batch_size, self.config.channels_last)
 
-    # --- checkpoints -------------------------------------------------------------------
-
-    def save_checkpoint(self, path: Path, textures: str | None = None) -> None:
-        """``textures`` is the :func:`texture_fingerprint` of the anomaly sources trained with."""
-        state = self.state
-        payload = {
-            "format": CHECKPOINT_FORMAT,
-            "config": json.dumps(self.config.identity()),
-            "seed": self.seed,
-            "textures": textures,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(),
-            "step": state.step,
-            "epoch": state.epoch,
-            "position": state.position,
-            "elapsed": state.elapsed,
-            "order": state.order,
-            "history": state.history,
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        torch.save(payload, partial)
-        os.replace(partial, path)  # a crash while saving never leaves a truncated checkpoint behind
-
-    def load_checkpoint(self, path: Path, textures: str | None = None) -> None:
-        """Resume from ``path``, made with this config, seed and ``textures`` (a :func:`texture_fingerprint`)."""
-        payload = torch.load(path, map_location=self.device, weights_only=True)
-        if payload.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointMismatch(f"{path}: checkpoint format {payload.get('format')} is not {CHECKPOINT_FORMAT}")
-        saved = json.loads(payload["config"])
-        if saved != json.loads(json.dumps(self.config.identity())) or payload["seed"] != self.seed:
-            raise CheckpointMismatch(
-                f"{path}: checkpoint was made with other settings ({saved}, seed {payload['seed']}); "
-                "delete it to train afresh"
-            )
-        if payload.get("textures") != textures:
-            raise CheckpointMismatch(
-                f"{path}: checkpoint was trained with other anomaly sources (textures {payload.get('textures')}, "
-                f"now {textures}); delete it to train afresh"
-            )
-        self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.generator.set_state(payload["generator"].cpu())
-        order = payload["order"]
-        self.state = TrainingState(
-            step=payload["step"],
-            epoch=payload["epoch"],
-            position=payload["position"],
-            elapsed=payload["elapsed"],
-            order=order.cpu() if order is not None else None,
-            history=[list(row) for row in payload["history"]],
-            resumed_from_step=payload["step"],
-        )
-
 
 def predict(
     model: Draem, images: torch.Tensor, device: torch.device, batch_size: int = 16, channels_last: bool = True
@@ -324,18 +279,16 @@ def predict(
 
 def save_model(model: Draem, path: Path, config: TrainingConfig) -> None:
     """The trained detector alone (no optimiser): what a user keeps and loads with :func:`load_model`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    torch.save(
-        {"format": CHECKPOINT_FORMAT, "config": json.dumps(asdict(config)), "model": model.state_dict()}, partial
+    save_atomically(
+        {"format": CHECKPOINT_FORMAT, "config": json.dumps(asdict(config)), "model": model.state_dict()}, path
     )
-    os.replace(partial, path)
 
 
 def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[Draem, TrainingConfig]:
     payload = torch.load(path, map_location=device, weights_only=True)
     values = json.loads(payload["config"])
     values["milestones"] = tuple(values["milestones"])
+    values.pop("checkpoint_minutes", None)  # files saved before training checkpointed by steps
     config = TrainingConfig(**values)
     model = Draem.from_preset(config.preset)
     model.load_state_dict(payload["model"])

@@ -66,7 +66,7 @@ def test_short_fit_detects_unseen_defects() -> None:
     summary = trainer.fit(train)
     maps, scores = trainer.predict(torch.stack(test))
     metrics = anomaly_metrics(scores.numpy(), maps.numpy(), np.stack(masks), labels)
-    assert summary.steps == 160
+    assert summary.iterations == 160
     assert metrics["image_auroc"] > 0.9, metrics
     assert metrics["pixel_auroc"] > 0.9, metrics
 

@@ -65,7 +65,7 @@ def test_outputs_metrics_maps_report_and_model(tmp_path: Path) -> None:
         assert (ctx.work_dir / record["map"]).is_file()
     assert (ctx.work_dir / "report.html").is_file() and (ctx.work_dir / "report" / "roc.png").is_file()
     assert (ctx.work_dir / "model.pt").is_file()
-    assert metrics["training"]["steps"] == 2  # 6 images, batches of 4, one epoch
+    assert metrics["training"]["iterations"] == 2  # 6 images, batches of 4, one epoch
 
 
 @pytest.mark.parametrize("baseline", ["aligned", "texture"])
@@ -169,7 +169,7 @@ def test_changed_textures_under_the_same_path_refuse_the_checkpoint_in_one_line(
     save_image(np.full((16, 16, 3), 40, np.uint8), textures / "dark.png")
     evaluate(dataset, tmp_path, textures=str(textures))  # leaves its checkpoint in the step's scratch folder
     save_image(np.full((16, 16, 3), 220, np.uint8), textures / "dark.png")
-    with pytest.raises(UsageError, match=r"other anomaly sources.*delete it to train afresh") as error:
+    with pytest.raises(UsageError, match=r"other settings.*textures.*delete it to train afresh") as error:
         evaluate(dataset, tmp_path, textures=str(textures))
     assert "\n" not in str(error.value)
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 from fewgen_draem.training import (
-    CheckpointMismatch,
     DraemTrainer,
     TrainingConfig,
     load_model,
@@ -17,7 +16,9 @@ from fewgen_draem.training import (
     texture_fingerprint,
 )
 
-CONFIG = TrainingConfig(preset="tiny", size=32, batch_size=2, epochs=2, checkpoint_minutes=0.0)
+from fewgen.training import CheckpointMismatch
+
+CONFIG = TrainingConfig(preset="tiny", size=32, batch_size=2, epochs=2, checkpoint_every=1)
 
 
 def good_images(count: int = 4) -> torch.Tensor:
@@ -27,10 +28,10 @@ def good_images(count: int = 4) -> torch.Tensor:
 
 def test_fit_runs_the_planned_steps_and_reports() -> None:
     summary = DraemTrainer(CONFIG, seed=0).fit(good_images())
-    assert summary.steps == 4  # 2 epochs x 2 batches
+    assert summary.iterations == 4  # 2 epochs x 2 batches
     assert summary.epochs_completed == 2.0
-    assert summary.stopped_by == "epochs"
-    assert set(summary.final_losses) == {"l2", "ssim", "focal"}
+    assert summary.stopped_by == "iterations"
+    assert set(summary.final) == {"l2", "ssim", "focal"}
 
 
 def test_learning_rate_drops_at_80_and_90_percent() -> None:
@@ -45,7 +46,7 @@ def test_learning_rate_drops_at_80_and_90_percent() -> None:
 def test_a_budget_stops_training() -> None:
     summary = DraemTrainer(replace(CONFIG, epochs=None, minutes=1e-6), seed=0).fit(good_images())
     assert summary.stopped_by == "minutes"
-    assert summary.steps <= 1
+    assert summary.iterations <= 1
 
 
 def test_resumed_training_equals_uninterrupted_training(tmp_path: Path) -> None:
@@ -58,7 +59,7 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path: Path) -> None:
     first.fit(images, checkpoint=checkpoint)  # stops half way, as an interrupted run would
     resumed = DraemTrainer(CONFIG, seed=3)
     summary = resumed.fit(images, checkpoint=checkpoint)
-    assert summary.resumed_from_step == 2 and summary.steps == 4
+    assert summary.resumed_from == 2 and summary.iterations == 4
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
@@ -66,7 +67,7 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path: Path) -> None:
 def test_checkpoint_of_other_settings_is_refused(tmp_path: Path) -> None:
     checkpoint = tmp_path / "draem.pt"
     DraemTrainer(replace(CONFIG, epochs=1), seed=0).fit(good_images(), checkpoint=checkpoint)
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(CheckpointMismatch, match="other settings"):
         DraemTrainer(replace(CONFIG, preset="small"), seed=0).fit(good_images(), checkpoint=checkpoint)
 
 
@@ -88,17 +89,17 @@ def test_a_checkpoint_resumes_only_with_the_textures_it_was_trained_with(tmp_pat
     checkpoint = tmp_path / "draem.pt"
     DraemTrainer(replace(CONFIG, epochs=1), seed=0).fit(good_images(), textures, checkpoint=checkpoint)
     for changed in (other, None):
-        with pytest.raises(CheckpointMismatch, match="other anomaly sources"):
+        with pytest.raises(CheckpointMismatch, match=r"other settings.*textures"):
             DraemTrainer(CONFIG, seed=0).fit(good_images(), changed, checkpoint=checkpoint)
     summary = DraemTrainer(CONFIG, seed=0).fit(good_images(), textures.clone(), checkpoint=checkpoint)
-    assert summary.resumed_from_step == 2 and summary.steps == 4
+    assert summary.resumed_from == 2 and summary.iterations == 4
 
 
 def test_checkpoints_load_with_weights_only(tmp_path: Path) -> None:
     checkpoint = tmp_path / "draem.pt"
     DraemTrainer(replace(CONFIG, epochs=1), seed=0).fit(good_images(), checkpoint=checkpoint)
     payload = torch.load(checkpoint, weights_only=True)  # raises if anything but tensors and plain data is inside
-    assert payload["step"] == 2
+    assert payload["iteration"] == payload["state"]["step"] == 2
     assert not list(tmp_path.glob(".*partial"))
 
 

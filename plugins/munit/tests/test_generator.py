@@ -98,7 +98,7 @@ def test_same_seed_same_files_and_training_resumes_from_the_checkpoint(tmp_path:
     _, ctx = run(dataset, tmp_path / "a", **{**QUICK, "iterations": 3}, target_images=folder)
     training = json.loads((ctx.work_dir / "training.json").read_text())
     assert (training["resumed_from"], training["iterations"], training["stopped_by"]) == (2, 3, "iterations")
-    assert training["seconds_total"] >= training["seconds"] > 0
+    assert training["total_seconds"] >= training["seconds"] > 0
 
 
 def test_cycle_weight_reaches_the_generator_loss(tmp_path: Path) -> None:
