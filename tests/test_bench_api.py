@@ -114,3 +114,22 @@ def test_threads_false_leaves_the_option_out_and_still_records_the_count() -> No
 def test_a_command_that_returns_no_bench_result_is_a_programming_error() -> None:
     result = invoke(wrong)
     assert isinstance(result.exception, TypeError) and "not a BenchResult" in str(result.exception)
+
+
+def test_gpu_check_says_so_where_there_is_no_gpu(tmp_path: Path) -> None:
+    import subprocess
+
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: benchmarks/gpu_check.sh would run its checks")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
+    done = subprocess.run(
+        ["bash", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable},
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == json.loads((tmp_path / "gpu_check.jsonl").read_text())
+    assert json.loads(done.stdout)["gpu"] is None

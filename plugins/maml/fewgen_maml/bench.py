@@ -350,10 +350,13 @@ def _speed_batches(task: str, meta_batch: int, count: int, generator: Any) -> li
     ]
 
 
-def _fewgen_meta_iteration(task: str, meta_batch: int, iters: int, first_order: bool, seed: int) -> dict[str, float]:
-    """Seconds per meta-iteration of the batched MAML, after one warm-up iteration (as the peer)."""
+def _fewgen_meta_iteration(
+    task: str, meta_batch: int, iters: int, first_order: bool, seed: int, device: str = "cpu"
+) -> dict[str, float]:
+    """Seconds per meta-iteration of the batched MAML on ``device``, after one warm-up iteration (as the peer)."""
     import torch
 
+    from fewgen.training import choose_device
     from fewgen_maml.backbones import omniglot_conv4, sinusoid_mlp
     from fewgen_maml.maml import MAML, MAMLConfig
 
@@ -367,12 +370,17 @@ def _fewgen_meta_iteration(task: str, meta_batch: int, iters: int, first_order: 
         config = MAMLConfig(
             inner_lr=0.4, cross_entropy_scale="mean", meta_batch_size=meta_batch, first_order=first_order
         )
-    maml = MAML(model, config)
-    batches = _speed_batches(task, meta_batch, iters + 1, torch.Generator().manual_seed(seed))
+    on = choose_device(device)
+    maml = MAML(model.to(on), config)
+    batches = [b.to(on) for b in _speed_batches(task, meta_batch, iters + 1, torch.Generator().manual_seed(seed))]
     maml.meta_step(batches[0])  # warm-up
+    # A GPU runs asynchronously: time from an idle device to an idle device.
+    synchronise = torch.cuda.synchronize if on.type == "cuda" else (lambda: None)
+    synchronise()
     started = time.perf_counter()
     for batch in batches[1:]:
         maml.meta_step(batch)
+    synchronise()
     seconds = (time.perf_counter() - started) / iters
     return {"seconds_per_meta_iter": seconds, "tasks_per_s": meta_batch / seconds}
 
@@ -389,7 +397,7 @@ def _side(values: list[dict[str, Any]], meta_batch: int) -> dict[str, Any]:
     }
 
 
-@bench_command("maml-speed", peer=True)
+@bench_command("maml-speed", device=True, peer=True)
 @click.option("--task", type=click.Choice(["sinusoid", "omniglot"]), required=True)
 @click.option(
     "--meta-batch", type=click.IntRange(min=1), help="Tasks per meta-iteration (default: 25 sinusoid, 32 omniglot)."
@@ -437,10 +445,12 @@ def maml_speed(
     first_order_runs: list[dict[str, Any]] = []
     peer_runs: list[dict[str, Any]] = []
     for repeat in range(repeats):
-        fewgen_runs.append(_fewgen_meta_iteration(task, meta_batch, iters, False, bench.seed + repeat))
+        fewgen_runs.append(_fewgen_meta_iteration(task, meta_batch, iters, False, bench.seed + repeat, bench.device))
         bench.say(f"[{repeat + 1}/{repeats}] fewgen: {fewgen_runs[-1]['tasks_per_s']:.1f} tasks/s")
         if first_order:
-            first_order_runs.append(_fewgen_meta_iteration(task, meta_batch, iters, True, bench.seed + repeat))
+            first_order_runs.append(
+                _fewgen_meta_iteration(task, meta_batch, iters, True, bench.seed + repeat, bench.device)
+            )
             bench.say(f"[{repeat + 1}/{repeats}] fewgen first order: {first_order_runs[-1]['tasks_per_s']:.1f} tasks/s")
         if peer is not None:
             peer_runs.append(bench.run_peer(peer, [task, str(meta_batch), str(iters)]))

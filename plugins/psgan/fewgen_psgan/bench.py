@@ -51,7 +51,7 @@ def rate(hits: list[bool]) -> float:
     return round(sum(hits) / len(hits), 4) if hits else 0.0
 
 
-@bench_command("psgan")
+@bench_command("psgan", device=True)
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--format", "fmt", default="yolo", show_default=True, help="fewgen dataset format of --data.")
 @click.option("--option", "options", multiple=True, help="KEY=VALUE option of the format (repeatable).")
@@ -140,7 +140,10 @@ def psgan_bench(
         raise click.UsageError(f"too few usable boxes: {len(pairs)} for training, {len(held_pairs)} held out")
     say(f"{len(pairs)} training windows from {len(train)} images, {len(held_pairs)} held out; training {preset}")
 
-    trainer = PsganTrainer(config, seed=seed)
+    from fewgen.training import choose_device
+
+    device = choose_device(bench.device or "auto")
+    trainer = PsganTrainer(config, device=device, seed=seed)
     started = time.perf_counter()
 
     def report(iteration: int, losses: dict[str, float]) -> None:
@@ -162,7 +165,7 @@ def psgan_bench(
     fidelity = box_fidelity(generated, *held_pairs.centred())
 
     detector = people_detector()
-    painter = Painter(trainer.model.generator, config.size, context)
+    painter = Painter(trainer.model.generator, config.size, context, device=str(device))
     in_place_real: list[bool] = []
     in_place_fake: list[bool] = []
     by_sample: dict[str, list] = {}
@@ -251,6 +254,7 @@ def psgan_bench(
             imgsz=detect_imgsz,
             seeds=[int(value) for value in detect_seeds.split(",")],
             seed=seed,
+            device=bench.device or "auto",
         )
         say("downstream detection: baseline, psgan and copy_paste variants")
         figures["detection"] = downstream_detection(recipe, detect_out, say)

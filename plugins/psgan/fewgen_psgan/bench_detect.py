@@ -37,11 +37,13 @@ def detection_recipe(
     imgsz: int,
     seeds: list[int],
     seed: int,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """The recipe the downstream comparison runs (plain data, written beside the run)."""
     return {
         "name": "bench-psgan-detect",
         "seed": seed,
+        "device": device,
         # One thread per step: the detectors' figures then do not depend on the machine's load.
         "threads": 1,
         "dataset": {"card": card, "root": str(data.resolve())},
