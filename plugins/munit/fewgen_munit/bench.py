@@ -72,7 +72,8 @@ def augment_outputs(sources: Any, preset: str, copies: int, seed: int) -> Any:
         from fewgen_augment.presets import PRESETS, build_pipeline
     except ImportError:
         raise click.ClickException(
-            "the baseline needs the fewgen-augment plugin (pip install -e plugins/augment)"
+            "the baseline needs the fewgen-augment plugin:"
+            " pip install 'fewgen-munit[bench]' (or pip install -e plugins/augment)"
         ) from None
     if preset not in PRESETS:
         raise click.BadParameter(f"unknown augment preset {preset!r}", param_hint="--baseline")

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from fewgen.errors import UsageError
 from fewgen.measures import HOG_PERSON_HEIGHT, HOG_WINDOW, box_iou, detect_people, people_detector
 
 if TYPE_CHECKING:
@@ -112,7 +113,13 @@ class YoloDetector:
         confidence: float = 0.25,
         ctx: StepContext | None = None,
     ) -> None:
-        from fewgen_yolo.training import prepare_ultralytics  # the yolo plugin keeps ultralytics offline
+        try:
+            from fewgen_yolo.training import prepare_ultralytics  # the yolo plugin keeps ultralytics offline
+        except ImportError:
+            raise UsageError(
+                "a YOLO drift_detector needs the fewgen-yolo plugin: pip install 'fewgen-munit[yolo]'"
+                " (or pip install -e plugins/yolo)"
+            ) from None
 
         if ctx is not None:
             ctx.record_file(weights, "drift detector weights")
