@@ -123,17 +123,22 @@ def draem_synth(
 # --- draem-train ------------------------------------------------------------------------------------------------------
 
 
-def _training_step_seconds(preset: str, size: int, batch: int, steps: int, device: str, seed: int) -> dict[str, float]:
+def _training_step_seconds(
+    preset: str, size: int, batch: int, steps: int, device: str, seed: int, precision: str = "fp32"
+) -> dict[str, float]:
     """Seconds per DRAEM training step (forward, L2 + SSIM + focal loss, backward, Adam), and FLOPs per step.
 
-    The inputs are fixed random tensors, as in the peer script, so only the networks and the loss are timed.
+    The inputs are fixed random tensors, as in the peer script, so only the networks and the loss are timed;
+    ``precision`` bf16 runs the forward passes under autocast, as the trainer does.
     """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from fewgen.training import autocast
     from fewgen_draem.training import DraemTrainer, TrainingConfig
 
-    trainer = DraemTrainer(TrainingConfig(preset=preset, size=size, batch_size=batch, epochs=1), device, seed=seed)
+    config = TrainingConfig(preset=preset, size=size, batch_size=batch, epochs=1, precision=precision)
+    trainer = DraemTrainer(config, device, seed=seed)
     generator = torch.Generator().manual_seed(seed)
     good = torch.rand(batch, 3, size, size, generator=generator).to(device)
     augmented = torch.rand(batch, 3, size, size, generator=generator).to(device)
@@ -144,8 +149,9 @@ def _training_step_seconds(preset: str, size: int, batch: int, steps: int, devic
     model.train()
 
     def step() -> None:
-        reconstruction, logits = model(augmented)
-        total = loss(good, reconstruction, mask, logits)
+        with autocast(config.precision, trainer.device):
+            reconstruction, logits = model(augmented)
+        total = loss(good, reconstruction.float(), mask, logits.float())
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
@@ -175,6 +181,15 @@ def _training_step_seconds(preset: str, size: int, batch: int, steps: int, devic
 @click.option("--batch", type=int, default=8, show_default=True)
 @click.option("--preset", type=click.Choice(["paper", "medium", "small", "tiny"]), default="paper", show_default=True)
 @click.option("--steps", type=int, default=3, show_default=True, help="Timed steps (after one warm-up step).")
+@click.option(
+    "--precision",
+    "precisions",
+    type=click.Choice(["fp32", "bf16"]),
+    multiple=True,
+    default=("fp32",),
+    show_default=True,
+    help="Repeat to time both in one run (bf16: forward passes under autocast); the first is fewgen's figure.",
+)
 @peer_script_option("shared/peers/anomalib_draem_step.py", "anomalib's full-width DraemModel step")
 @click.option(
     "--ceiling-script",
@@ -187,6 +202,7 @@ def draem_train(
     batch: int,
     preset: str,
     steps: int,
+    precisions: tuple[str, ...],
     peer_script: Path | None,
     ceiling_script: Path | None,
 ) -> BenchResult:
@@ -194,10 +210,19 @@ def draem_train(
     if size % 32:
         raise click.BadParameter("must be a multiple of 32", param_hint="--size")
     device = _device(bench)
-    bench.say(f"timing {steps} {preset} steps of batch {batch} at {size} px on {device}")
-    ours = _training_step_seconds(preset, size, batch, steps, device, bench.seed)
-    bench.say(f"fewgen: {ours['seconds_per_step']:.3f} s/step")
+    by_precision: dict[str, dict[str, float]] = {}
+    for precision in dict.fromkeys(precisions):
+        bench.say(f"timing {steps} {preset} steps of batch {batch} at {size} px on {device}, {precision}")
+        by_precision[precision] = _training_step_seconds(preset, size, batch, steps, device, bench.seed, precision)
+        bench.say(f"fewgen {precision}: {by_precision[precision]['seconds_per_step']:.3f} s/step")
+    ours = next(iter(by_precision.values()))
     figures: dict[str, Any] = {"fewgen": ours}
+    if len(by_precision) > 1:
+        figures["by_precision"] = by_precision
+        # Above 1: bf16 is faster than fp32 on this machine, in this run.
+        figures["bf16_speedup"] = round(
+            by_precision["fp32"]["seconds_per_step"] / by_precision["bf16"]["seconds_per_step"], 3
+        )
     if ceiling_script is None or device != "cpu":
         figures["ceiling"] = {"skipped": "no --ceiling-script" if ceiling_script is None else f"device {device}"}
     else:

@@ -128,3 +128,18 @@ def test_stack_images_resizes_any_size() -> None:
 def test_wrong_image_size_is_an_error() -> None:
     with pytest.raises(ValueError, match="must be"):
         DraemTrainer(CONFIG, seed=0).fit(torch.zeros(2, 3, 64, 64, dtype=torch.uint8))
+
+
+def test_bf16_trains_under_autocast_and_is_part_of_the_identity(tmp_path: Path) -> None:
+    fp32 = DraemTrainer(replace(CONFIG, epochs=1), seed=0)
+    fp32.fit(good_images())
+    bf16 = DraemTrainer(replace(CONFIG, epochs=1, precision="bf16"), seed=0)
+    summary = bf16.fit(good_images(), checkpoint=tmp_path / "draem.pt")
+    assert summary.iterations == 2 and all(torch.isfinite(torch.tensor(list(summary.final.values()))))
+    weights = [(a, b) for a, b in zip(fp32.model.state_dict().values(), bf16.model.state_dict().values(), strict=True)]
+    assert all(b.dtype == a.dtype for a, b in weights)  # the weights stay fp32; only the forward passes are bf16
+    assert any(not torch.equal(a, b) for a, b in weights if a.is_floating_point())
+    with pytest.raises(CheckpointMismatch, match="precision"):
+        DraemTrainer(CONFIG, seed=0).fit(good_images(), checkpoint=tmp_path / "draem.pt")
+    with pytest.raises(ValueError, match="precision must be fp32 or bf16"):
+        TrainingConfig(precision="fp16")  # type: ignore[arg-type]
