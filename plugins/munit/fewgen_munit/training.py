@@ -27,12 +27,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
-from fewgen.training import Budget, FitSummary, fit
+from fewgen.training import Budget, FitSummary, autocast, fit
 from fewgen_munit import losses
 from fewgen_munit.losses import LossWeights
 from fewgen_munit.model import OPTIM, PRESETS, Munit, MunitConfig, OptimConfig, adam, check_image, step_decay
@@ -62,6 +62,7 @@ class MunitTrainer:
         optim: OptimConfig = OPTIM,
         init: str = "kaiming",
         perceptual: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        precision: Literal["fp32", "bf16"] = "fp32",
     ) -> None:
         if isinstance(config, str):
             if config not in PRESETS:
@@ -76,6 +77,10 @@ class MunitTrainer:
         self.optim = optim
         self.init = init
         self.perceptual = perceptual
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+        # bf16: the forward passes and losses under autocast, the backward passes and weights fp32.
+        self.precision = precision
         torch.manual_seed(seed)  # the initial weights
         self.model = Munit(config, init).to(self.device)
         self.dis_opt = adam(self.model.discriminator_parameters(), optim)
@@ -101,18 +106,19 @@ class MunitTrainer:
         model.train()
         s_a = model.gen_a.random_style(x_a.shape[0], self.generator)
         s_b = model.gen_b.random_style(x_b.shape[0], self.generator)
-        # The official code builds this graph and detaches the outputs; no_grad gives the same
-        # values without the graph.
-        with torch.no_grad():
-            c_a, _ = model.gen_a.encode(x_a)
-            c_b, _ = model.gen_b.encode(x_b)
-            x_ba = model.gen_a.decode(c_b, s_a)
-            x_ab = model.gen_b.decode(c_a, s_b)
         self.dis_opt.zero_grad(set_to_none=True)
-        loss_a = model.dis_a.dis_loss(x_ba, x_a)
-        loss_b = model.dis_b.dis_loss(x_ab, x_b)
-        total = losses.discriminator_objective([loss_a, loss_b], self.weights)
-        total.backward()
+        with autocast(self.precision, self.device):
+            # The official code builds this graph and detaches the outputs; no_grad gives the same
+            # values without the graph.
+            with torch.no_grad():
+                c_a, _ = model.gen_a.encode(x_a)
+                c_b, _ = model.gen_b.encode(x_b)
+                x_ba = model.gen_a.decode(c_b, s_a)
+                x_ab = model.gen_b.decode(c_a, s_b)
+            loss_a = model.dis_a.dis_loss(x_ba, x_a)
+            loss_b = model.dis_b.dis_loss(x_ab, x_b)
+            total = losses.discriminator_objective([loss_a, loss_b], self.weights)
+        total.float().backward()
         self.dis_opt.step()
         return {"dis_a": float(loss_a.detach()), "dis_b": float(loss_b.detach()), "dis_total": float(total.detach())}
 
@@ -129,11 +135,21 @@ class MunitTrainer:
             parameter.requires_grad_(False)
         try:
             self.gen_opt.zero_grad(set_to_none=True)
-            terms = losses.generator_terms(
-                model.gen_a, model.gen_b, model.dis_a, model.dis_b, x_a, x_b, s_a, s_b, self.weights, self.perceptual
-            )
-            total = losses.generator_objective(terms, self.weights)
-            total.backward()
+            with autocast(self.precision, self.device):
+                terms = losses.generator_terms(
+                    model.gen_a,
+                    model.gen_b,
+                    model.dis_a,
+                    model.dis_b,
+                    x_a,
+                    x_b,
+                    s_a,
+                    s_b,
+                    self.weights,
+                    self.perceptual,
+                )
+                total = losses.generator_objective(terms, self.weights)
+            total.float().backward()
             self.gen_opt.step()
         finally:
             for parameter in discriminators:
@@ -243,6 +259,7 @@ class MunitTrainer:
             "optim": asdict(self.optim),
             "init": self.init,
             "seed": self.seed,
+            "precision": self.precision,
         }
 
     def state_dict(self) -> dict[str, Any]:

@@ -169,3 +169,16 @@ def test_random_batch_and_load_domain_images(tmp_path: Path) -> None:
     loaded = load_domain_images([path], 32)
     assert loaded.shape == (1, 3, 32, 32) and loaded.dtype == torch.uint8
     assert loaded[0, :, 16, 16].tolist() == [10, 20, 30]
+
+
+def test_bf16_trains_every_network_in_fp32_weights_and_is_part_of_the_identity(tmp_path: Path) -> None:
+    fp32, bf16 = MunitTrainer("tiny", seed=0), MunitTrainer("tiny", seed=0, precision="bf16")
+    for trainer in (fp32, bf16):
+        result = trainer.step(*sampler(*domains(), batch=2)(trainer.generator))
+        assert all(math.isfinite(value) for value in result.values())
+    pairs = list(zip(fp32.model.parameters(), bf16.model.parameters(), strict=True))
+    assert all(b.dtype == torch.float32 for _, b in pairs)  # autocast changes the arithmetic, not the weights
+    assert any(not torch.equal(a, b) for a, b in pairs)
+    assert fp32.identity()["precision"] == "fp32" and bf16.identity()["precision"] == "bf16"
+    with pytest.raises(ValueError, match="precision must be fp32 or bf16"):
+        MunitTrainer("tiny", precision="fp16")  # type: ignore[arg-type]
