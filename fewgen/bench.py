@@ -226,3 +226,25 @@ def _headline(result: BenchResult) -> str:
     if result.met is None:
         return "done (no target)"
     return f"target {'met' if result.met else 'NOT met'}: {json.dumps(result.target, default=_json_default)}"
+
+
+def precision_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--precision fp32|bf16`` (repeatable, into ``precisions``): time ``what`` at each in one run."""
+    return click.option(
+        "--precision",
+        "precisions",
+        type=click.Choice(["fp32", "bf16"]),
+        multiple=True,
+        default=("fp32",),
+        show_default=True,
+        help=f"Repeat to time both in one run (bf16: {what} under autocast); the first is the bench's figure.",
+    )
+
+
+def precision_figures(by_precision: dict[str, dict[str, Any]], seconds_key: str) -> dict[str, Any]:
+    """With both precisions timed: each one's figures and ``bf16_speedup`` (fp32 seconds / bf16 seconds,
+    above 1 when bf16 is faster on this machine, in this run); nothing with one."""
+    if not {"fp32", "bf16"} <= set(by_precision):
+        return {}
+    fp32, bf16 = (by_precision[name][seconds_key] for name in ("fp32", "bf16"))
+    return {"by_precision": by_precision, "bf16_speedup": round(fp32 / bf16, 3)}

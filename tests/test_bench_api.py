@@ -133,3 +133,11 @@ def test_gpu_check_says_so_where_there_is_no_gpu(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == json.loads((tmp_path / "gpu_check.jsonl").read_text())
     assert json.loads(done.stdout)["gpu"] is None
+
+
+def test_precision_figures_compare_bf16_with_fp32_only_when_both_ran() -> None:
+    from fewgen.bench import precision_figures
+
+    both = {"fp32": {"s": 2.0}, "bf16": {"s": 0.5}}
+    assert precision_figures(both, "s") == {"by_precision": both, "bf16_speedup": 4.0}
+    assert precision_figures({"fp32": {"s": 2.0}}, "s") == {}

@@ -30,7 +30,7 @@ from typing import Any
 
 import click
 
-from fewgen.bench import Bench, BenchResult, bench_command
+from fewgen.bench import Bench, BenchResult, bench_command, precision_option
 
 SYNTH_SPEEDUP_TARGET = 3.0  # fewgen's images/s over anomalib's (the DRAEM issue)
 STEP_RATIO_TARGET = 1.0  # anomalib's seconds per step over fewgen's, at the paper's width
@@ -181,15 +181,7 @@ def _training_step_seconds(
 @click.option("--batch", type=int, default=8, show_default=True)
 @click.option("--preset", type=click.Choice(["paper", "medium", "small", "tiny"]), default="paper", show_default=True)
 @click.option("--steps", type=int, default=3, show_default=True, help="Timed steps (after one warm-up step).")
-@click.option(
-    "--precision",
-    "precisions",
-    type=click.Choice(["fp32", "bf16"]),
-    multiple=True,
-    default=("fp32",),
-    show_default=True,
-    help="Repeat to time both in one run (bf16: forward passes under autocast); the first is fewgen's figure.",
-)
+@precision_option("the forward passes")
 @peer_script_option("shared/peers/anomalib_draem_step.py", "anomalib's full-width DraemModel step")
 @click.option(
     "--ceiling-script",

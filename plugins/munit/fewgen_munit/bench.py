@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from fewgen.bench import Bench, BenchResult, bench_command
+from fewgen.bench import Bench, BenchResult, bench_command, precision_figures, precision_option
 
 JUDGED_TARGET_SHARE = 0.8  # the MUNIT issue's targets
 EDGE_SSIM_TARGET = 0.5
@@ -292,15 +292,7 @@ def munit_bench(
 @click.option("--size", type=int, default=256, show_default=True, help="Training crop side.")
 @click.option("--batch", type=int, default=1, show_default=True)
 @click.option("--iterations", type=int, default=3, show_default=True, help="Timed iterations (after one warm-up).")
-@click.option(
-    "--precision",
-    "precisions",
-    type=click.Choice(["fp32", "bf16"]),
-    multiple=True,
-    default=("fp32",),
-    show_default=True,
-    help="Repeat to time both in one run (bf16: forward passes and losses under autocast); the first is reported.",
-)
+@precision_option("the forward passes and losses")
 def munit_speed(
     bench: Bench, preset: str, size: int, batch: int, iterations: int, precisions: tuple[str, ...]
 ) -> BenchResult:
@@ -313,12 +305,7 @@ def munit_speed(
     for precision in dict.fromkeys(precisions):
         bench.say(f"timing {iterations} {preset} iterations at {size} px on {device}, {precision}")
         by_precision[precision] = _iteration_seconds(preset, size, batch, iterations, device, bench.seed, precision)
-    figures: dict[str, Any] = dict(next(iter(by_precision.values())))
-    if len(by_precision) > 1:
-        figures["by_precision"] = by_precision
-        # Above 1: bf16 is faster than fp32 on this machine, in this run.
-        fp32, bf16 = (by_precision[name]["seconds_per_iteration"] for name in ("fp32", "bf16"))
-        figures["bf16_speedup"] = round(fp32 / bf16, 3)
+    figures = {**next(iter(by_precision.values())), **precision_figures(by_precision, "seconds_per_iteration")}
     return BenchResult(figures, settings={"device": device})
 
 
