@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from fewgen.api import Evaluator, Params, StepContext, file_stem
+from fewgen.api import Evaluator, InputFolder, Params, StepContext, file_stem
 from fewgen.dataset import Dataset, Sample
 from fewgen.errors import UsageError
 from fewgen.imageio import CorruptImage, load_mask, load_rgb, save_image
@@ -51,10 +50,11 @@ class AnomalyParams(Params):
     )
     batch_size: int = Field(8, ge=1, le=256, description="Training batch size (the paper: 8).")
     lr: float = Field(1e-4, gt=0, description="Adam learning rate of both networks (the paper: 1e-4).")
-    textures: Path | None = Field(
+    textures: InputFolder | None = Field(
         None,
-        description="Folder of anomaly source images (any images; DTD in the paper); relative to the current folder. "
-        "Without it the sources are colourised Perlin noise.",
+        description="Folder of anomaly source images (any images; DTD in the paper); relative to the recipe's folder "
+        "(with --set: to the current folder); its files are part of the step's cache key. Without it the sources "
+        "are colourised Perlin noise.",
     )
     max_textures: int = Field(256, ge=1, description="At most this many texture images are loaded (seeded choice).")
     normal_share: float = Field(0.5, ge=0, le=1, description="Share of training images left without an anomaly.")
@@ -259,9 +259,8 @@ class AnomalyEvaluator(Evaluator):
         from fewgen_draem.training import stack_images
 
         params: AnomalyParams = self.params  # type: ignore[assignment]
-        folder = params.textures.expanduser()  # type: ignore[union-attr]
-        if not folder.is_dir():
-            raise UsageError(f"anomaly: textures folder {folder} does not exist (relative to {Path.cwd()})")
+        folder = params.textures  # an InputFolder: absolute, and it existed when the recipe was loaded
+        assert folder is not None
         files = texture_files(folder)
         if len(files) > params.max_textures:
             picked = ctx.rng(1).choice(len(files), size=params.max_textures, replace=False)

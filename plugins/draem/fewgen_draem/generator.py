@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
-from fewgen.api import Generator, Params, StepContext, choose_fraction, file_stem
+from fewgen.api import Generator, InputFolder, Params, StepContext, choose_fraction, file_stem
 from fewgen.dataset import Box, Dataset, Sample
 from fewgen.errors import UsageError
 from fewgen.imageio import IMAGE_SUFFIXES, CorruptImage, load_rgb, save_image
@@ -34,10 +34,11 @@ class DraemParams(Params):
         min_length=1,
         description="Image-level labels of the samples anomalies are added to; null stands for unlabelled samples.",
     )
-    textures: Path | None = Field(
+    textures: InputFolder | None = Field(
         None,
         description="Folder of anomaly source images (searched recursively, e.g. the DTD images folder); "
-        "relative to the current folder. Without it the sources are colourised Perlin noise.",
+        "relative to the recipe's folder (with --set: to the current folder); its files are part of the step's "
+        "cache key. Without it the sources are colourised Perlin noise.",
     )
     normal_share: float = Field(
         0.0,
@@ -215,9 +216,7 @@ class TextureFolder:
     """The anomaly source images of a folder, read when drawn; unreadable files are reported once and dropped."""
 
     def __init__(self, folder: Path, ctx: StepContext) -> None:
-        folder = folder.expanduser()
-        if not folder.is_dir():
-            raise UsageError(f"step {ctx.step!r}: textures folder {folder} does not exist (relative to {Path.cwd()})")
+        # An InputFolder: the recipe loader made it absolute and checked that it exists.
         self.files = texture_files(folder)
         if not self.files:
             raise UsageError(f"step {ctx.step!r}: no images ({', '.join(IMAGE_SUFFIXES)}) in textures folder {folder}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fewgen_draem.evaluator import AnomalyEvaluator, AnomalyParams
+from pydantic import ValidationError
 
 from fewgen.dataset import Dataset, Sample
 from fewgen.errors import UsageError
@@ -174,7 +175,7 @@ def test_changed_textures_under_the_same_path_refuse_the_checkpoint_in_one_line(
     assert "\n" not in str(error.value)
 
 
-def test_missing_textures_folder_is_a_usage_error(tmp_path: Path) -> None:
+def test_missing_textures_folder_is_refused_with_the_parameters(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "data")
-    with pytest.raises(UsageError, match="textures folder"):
+    with pytest.raises(ValidationError, match="no such folder"):
         evaluate(dataset, tmp_path, textures=str(tmp_path / "nowhere"))

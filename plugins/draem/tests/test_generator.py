@@ -180,24 +180,41 @@ def test_unreadable_textures_are_skipped_and_recorded(tmp_path: Path) -> None:
     assert [issue.path for issue in ctx.issues] == [str(folder / "broken.jpg")]
 
 
-@pytest.mark.parametrize("make", ["missing", "empty", "unreadable"])
+@pytest.mark.parametrize("make", ["empty", "unreadable"])
 def test_a_textures_folder_without_usable_images_is_a_usage_error(tmp_path: Path, make: str) -> None:
     folder = tmp_path / "textures"
-    if make != "missing":
-        folder.mkdir()
+    folder.mkdir()
     if make == "unreadable":
         (folder / "broken.png").write_bytes(b"\x89PNG truncated")
     with pytest.raises(UsageError, match="textures folder"):
         run(make_dataset(tmp_path / "data"), tmp_path / "w", textures=str(folder))
 
 
-def test_relative_textures_folder_is_relative_to_the_current_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_missing_textures_folder_is_refused_with_the_parameters(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="no such folder"):
+        run(make_dataset(tmp_path / "data"), tmp_path / "w", textures=str(tmp_path / "nowhere"))
+
+
+def test_a_relative_textures_folder_is_relative_to_the_recipe(tmp_path: Path, fewgen_run: Any) -> None:
     texture_folder(tmp_path / "textures", (20, 20, 220))
-    monkeypatch.chdir(tmp_path)
-    new, ctx = run(make_dataset(tmp_path / "data"), tmp_path / "w", textures="textures")
-    assert len(new) == 3 and ctx.issues == []
+    make_dataset(tmp_path / "native").save(tmp_path / "native")
+    recipe = """
+name: textured
+seed: 0
+device: cpu
+dataset: {format: fewgen, root: native}
+steps:
+  - name: anomalies
+    generator: draem
+    params: {textures: textures}
+output: {format: fewgen}
+"""
+    first = fewgen_run(recipe)
+    assert first.manifest["steps"][0]["new_samples"] > 0
+    # Editing a texture recomputes the step though its parameters read the same.
+    texture_folder(tmp_path / "textures", (220, 20, 20))
+    again = fewgen_run(recipe, out="again", cache_dir=tmp_path / "cache-out")
+    assert again.manifest["steps"][0]["key"] != first.manifest["steps"][0]["key"]
 
 
 def test_labels_choose_the_inputs_and_fraction_the_share(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from fewgen.api import Generator, Params, StepContext, choose_fraction, file_stem
+from fewgen.api import Generator, InputFile, InputFolder, Params, StepContext, choose_fraction, file_stem
 from fewgen.dataset import Dataset, Sample
 from fewgen.errors import UsageError
 from fewgen.imageio import CorruptImage, copy_file, load_rgb, save_image
@@ -37,10 +37,11 @@ CYCLE_WEIGHT = 10.0
 
 class MunitParams(Params):
     target_domain: str = Field("night", min_length=1, description="Domain the copies are translated into.")
-    target_images: Path | None = Field(
+    target_images: InputFolder | None = Field(
         None,
-        description="Folder of target-domain images (searched recursively), relative to the current folder. "
-        "Without it the target images are the step's input samples whose domain is target_domain.",
+        description="Folder of target-domain images (searched recursively), relative to the recipe's folder (with "
+        "--set: to the current folder); its files are part of the step's cache key. Without it the target images "
+        "are the step's input samples whose domain is target_domain.",
     )
     source_domain: str | None = Field(
         None,
@@ -70,15 +71,16 @@ class MunitParams(Params):
     )
     fraction: float = Field(1.0, ge=0.0, le=1.0, description="Share of the source-domain samples translated.")
     styles: int = Field(1, ge=1, le=32, description="Copies per chosen sample, each with its own random style.")
-    style_image: Path | None = Field(
-        None, description="Translate with the style of this target-domain image instead of random styles."
+    style_image: InputFile | None = Field(
+        None,
+        description="Translate with the style of this target-domain image instead of random styles (relative to the "
+        "recipe's folder).",
     )
     drift_check: bool = Field(True, description="Look for the labelled objects before and after translation.")
-    drift_detector: str = Field(
+    drift_detector: Literal["hog"] | InputFile = Field(
         "hog",
-        min_length=1,
         description="'hog' (OpenCV's people detector) or the path of YOLO weights (.pt, e.g. a model the yolo "
-        "evaluator trained) that know drift_class.",
+        "evaluator trained) that know drift_class, relative to the recipe's folder.",
     )
     drift_class: str = Field("person", min_length=1, description="Class whose boxes the drift check looks for.")
     drop_vanished: bool = Field(
@@ -98,11 +100,11 @@ class MunitParams(Params):
             raise ValueError(f"size must be a multiple of 4 (MUNIT downsamples twice), got {value}")
         return value
 
-    @field_validator("drift_detector")
+    @field_validator("drift_detector", mode="before")
     @classmethod
-    def _hog_or_weights(cls, value: str) -> str:
-        if value != "hog" and not value.endswith(".pt"):
-            raise ValueError(f"drift_detector must be 'hog' or a YOLO weights file (.pt), got {value!r}")
+    def _hog_or_weights(cls, value: str | Path) -> str | Path:
+        if value != "hog" and Path(value).suffix != ".pt":
+            raise ValueError(f"drift_detector must be 'hog' or a YOLO weights file (.pt), got {str(value)!r}")
         return value
 
     @model_validator(mode="after")
@@ -176,11 +178,7 @@ class MunitGenerator(Generator):
                     f"of {p.target_domain} images"
                 )
             return files
-        folder = p.target_images.expanduser()
-        if not folder.is_dir():
-            raise UsageError(
-                f"step {ctx.step!r}: target_images folder {folder} does not exist (relative to {Path.cwd()})"
-            )
+        folder = p.target_images  # an InputFolder: absolute, and it existed when the recipe was loaded
         files = image_files(folder)
         if not files:
             raise UsageError(f"step {ctx.step!r}: no images in target_images folder {folder}")
@@ -319,14 +317,10 @@ class MunitGenerator(Generator):
         drift_class = dataset.classes.index(p.drift_class)
         if p.drift_detector == "hog":
             return HogPeopleDetector(), drift_class
-        weights = Path(p.drift_detector).expanduser()
-        if not weights.is_file():
-            raise UsageError(f"step {ctx.step!r}: drift_detector {weights} does not exist (relative to {Path.cwd()})")
+        weights = Path(p.drift_detector)  # an InputFile: absolute, and it existed when the recipe was loaded
         try:
             # The same ultralytics settings folder as the yolo evaluator's, so its font is fetched once.
             return YoloDetector(weights, p.drift_class, default_cache_dir() / "ultralytics", ctx=ctx), drift_class
-        except ImportError:
-            raise UsageError(f"step {ctx.step!r}: a YOLO drift_detector needs the fewgen-yolo plugin") from None
         except ValueError as exc:
             raise UsageError(f"step {ctx.step!r}: {exc}") from None
 

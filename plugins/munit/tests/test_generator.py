@@ -176,13 +176,16 @@ def test_drop_vanished_leaves_out_copies_that_lost_a_pedestrian(
     ("params", "message"),
     [
         ({"size": 34}, "multiple of 4"),
-        ({"styles": 2, "style_image": "x.png"}, "leave styles at 1"),
+        ({"styles": 2, "style_image": "STYLE"}, "leave styles at 1"),
+        ({"style_image": "missing.png"}, "no such file"),
         ({"source_domain": "night"}, "must differ"),
         ({"preset": "huge"}, "preset"),
         ({"drift_detector": "yolo"}, "'hog' or a YOLO weights file"),
     ],
 )
-def test_invalid_params_are_rejected(params: dict[str, Any], message: str) -> None:
+def test_invalid_params_are_rejected(params: dict[str, Any], message: str, tmp_path: Path) -> None:
+    (tmp_path / "style.png").write_bytes(b"")
+    params = {key: str(tmp_path / "style.png") if value == "STYLE" else value for key, value in params.items()}
     with pytest.raises(ValidationError, match=message):
         MunitParams(**params)
 
@@ -191,12 +194,12 @@ def test_missing_target_images_are_usage_errors(tmp_path: Path) -> None:
     dataset = day_dataset(tmp_path / "data", count=2)
     with pytest.raises(UsageError, match="no input sample has domain 'night'"):
         run(dataset, tmp_path, **QUICK)
-    with pytest.raises(UsageError, match="does not exist"):
+    with pytest.raises(ValidationError, match="no such folder"):
         run(dataset, tmp_path, target_images=tmp_path / "absent", **QUICK)
     (tmp_path / "empty").mkdir()
     with pytest.raises(UsageError, match="no images"):
         run(dataset, tmp_path, target_images=tmp_path / "empty", **QUICK)
-    with pytest.raises(UsageError, match=r"drift_detector .*absent\.pt does not exist"):
+    with pytest.raises(ValidationError, match=r"no such file: .*absent\.pt"):
         run(dataset, tmp_path, target_images=night_folder(tmp_path / "n"), drift_detector="absent.pt", **QUICK)
     with pytest.raises(UsageError, match="at least 64 for paper"):
         run(dataset, tmp_path, target_images=night_folder(tmp_path / "n"), preset="paper", size=32, iterations=1)
@@ -238,4 +241,4 @@ def test_a_bad_target_folder_fails_the_run_in_one_line(tmp_path: Path) -> None:
     dataset.save(tmp_path / "data")
     (tmp_path / "recipe.yaml").write_text(RECIPE.format(root=tmp_path / "data", night=tmp_path / "nowhere"))
     outcome = CliRunner().invoke(cli, ["run", str(tmp_path / "recipe.yaml"), "--out", str(tmp_path / "out")])
-    assert outcome.exit_code != 0 and "does not exist" in outcome.output and "Traceback" not in outcome.output
+    assert outcome.exit_code == 2 and "no such folder" in outcome.output and "Traceback" not in outcome.output
