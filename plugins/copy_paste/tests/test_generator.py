@@ -13,15 +13,12 @@ import pytest
 from fewgen_copy_paste.generator import CopyPasteGenerator, CopyPasteParams
 from pydantic import ValidationError
 
-from fewgen.cache import StepCache
 from fewgen.dataset import Box, Dataset, Sample
-from fewgen.engine import Engine
 from fewgen.errors import UsageError
 from fewgen.imageio import load_mask, load_rgb, save_image
 from fewgen.placement import intersects
 from fewgen.plugins import load_registry
-from fewgen.recipe import load_recipe
-from fewgen.testing import make_context
+from fewgen.testing import make_context, run_recipe
 
 WIDTH, HEIGHT = 64, 48
 
@@ -304,10 +301,7 @@ output:
 
 def test_a_recipe_through_the_engine(tmp_path: Path) -> None:
     make_boards(tmp_path / "data", count=6)
-    (tmp_path / "recipe.yaml").write_text(RECIPE)
-    registry = load_registry()
-    engine = Engine(registry, cache=StepCache(tmp_path / "cache"), show_progress=False, echo=lambda _: None)
-    result = engine.run(load_recipe(tmp_path / "recipe.yaml", registry), tmp_path / "out")
+    result = run_recipe(tmp_path, RECIPE)
     (step,) = result.manifest["steps"]
     assert step["new_samples"] == 3
     records = [json.loads(line) for line in (tmp_path / "out" / "dataset" / "samples.jsonl").read_text().splitlines()]

@@ -9,11 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fewgen.cache import StepCache
 from fewgen.cli import cli
-from fewgen.engine import Engine
-from fewgen.plugins import load_registry
-from fewgen.recipe import load_recipe
+from fewgen.testing import run_recipe
 from fewgen.verdicts import VERDICTS
 
 REPOSITORY = Path(__file__).resolve().parents[3]
@@ -67,11 +64,7 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run(tmp_path: Path, root: Path, recipe: str = RECIPE):
-    (tmp_path / "recipe.yaml").write_text(recipe.format(root=root))
-    registry = load_registry()
-    loaded = load_recipe(tmp_path / "recipe.yaml", registry)
-    engine = Engine(registry, cache=StepCache(tmp_path / "cache"), show_progress=False, echo=lambda _: None)
-    return engine.run(loaded, tmp_path / "out")
+    return run_recipe(tmp_path, recipe.format(root=root))
 
 
 def test_evaluator_and_adapter_report_and_label(tmp_path: Path, tiny_root: Path) -> None:

@@ -12,15 +12,11 @@ from click.testing import CliRunner
 from fewgen_munit.generator import MunitGenerator, MunitParams
 from pydantic import ValidationError
 
-from fewgen.cache import StepCache
 from fewgen.cli import cli
 from fewgen.dataset import Box, Dataset, Sample
-from fewgen.engine import Engine
 from fewgen.errors import UsageError
 from fewgen.imageio import load_mask, load_rgb, save_image
-from fewgen.plugins import load_registry
-from fewgen.recipe import load_recipe
-from fewgen.testing import make_context
+from fewgen.testing import make_context, run_recipe
 
 QUICK = {"preset": "tiny", "size": 32, "iterations": 2}
 
@@ -224,10 +220,7 @@ output:
 def test_the_step_runs_in_a_recipe_and_its_copies_are_exported(tmp_path: Path) -> None:
     dataset = day_dataset(tmp_path / "data")
     dataset.save(tmp_path / "data")
-    (tmp_path / "recipe.yaml").write_text(RECIPE.format(root=tmp_path / "data", night=night_folder(tmp_path / "n")))
-    registry = load_registry()
-    engine = Engine(registry, cache=StepCache(tmp_path / "cache"), show_progress=False, echo=lambda _: None)
-    result = engine.run(load_recipe(tmp_path / "recipe.yaml", registry), tmp_path / "out")
+    result = run_recipe(tmp_path, RECIPE.format(root=tmp_path / "data", night=night_folder(tmp_path / "n")))
     synthetic = [s for s in result.dataset if s.is_synthetic]
     assert len(synthetic) == 8 and all(s.domain == "night" for s in synthetic)
     lines = [json.loads(line) for line in (tmp_path / "out" / "dataset" / "samples.jsonl").read_text().splitlines()]

@@ -11,15 +11,11 @@ import pytest
 from fewgen_psgan.generator import PsganGenerator, PsganParams
 from pydantic import ValidationError
 
-from fewgen.cache import StepCache
 from fewgen.dataset import Box, Dataset, Sample
-from fewgen.engine import Engine
 from fewgen.errors import UsageError
 from fewgen.imageio import load_rgb, save_image
 from fewgen.placement import intersects
-from fewgen.plugins import load_registry
-from fewgen.recipe import load_recipe
-from fewgen.testing import make_context
+from fewgen.testing import make_context, run_recipe
 
 Street = Callable[..., Dataset]
 
@@ -46,18 +42,14 @@ def only_needed_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FEWGEN_LOAD_PLUGINS", "psgan,fewgen.formats")
 
 
-def run_recipe(tmp_path: Path, params: str, out: str = "out"):
-    """Runs the recipe with a cache of its own per output folder, so every run really runs the step."""
-    registry = load_registry()
-    (tmp_path / "recipe.yaml").write_text(RECIPE.replace("PARAMS", params))
-    loaded = load_recipe(tmp_path / "recipe.yaml", registry)
-    engine = Engine(registry, cache=StepCache(tmp_path / f"cache-{out}"), show_progress=False, echo=lambda _: None)
-    return engine.run(loaded, tmp_path / out)
+def run_psgan(tmp_path: Path, params: str, out: str = "out"):
+    """The recipe with these step parameters, with a cache of its own per output folder (fewgen.testing)."""
+    return run_recipe(tmp_path, RECIPE.replace("PARAMS", params), out=out)
 
 
 def test_the_step_adds_painted_copies_with_new_boxes_and_provenance(tmp_path: Path, make_street: Street) -> None:
     source = make_street(tmp_path / "data", count=6)
-    result = run_recipe(tmp_path, FAST)
+    result = run_psgan(tmp_path, FAST)
     real = {s.id: s for s in source}
     synthetic = [s for s in result.dataset if s.is_synthetic]
     assert len(synthetic) == 5  # every training image (the sixth is val)
@@ -85,8 +77,8 @@ def test_the_step_adds_painted_copies_with_new_boxes_and_provenance(tmp_path: Pa
 
 def test_the_same_seed_paints_the_same_images(tmp_path: Path, make_street: Street) -> None:
     make_street(tmp_path / "data", count=3)
-    first = run_recipe(tmp_path, FAST, "first")
-    second = run_recipe(tmp_path, FAST, "second")
+    first = run_psgan(tmp_path, FAST, "first")
+    second = run_psgan(tmp_path, FAST, "second")
     assert not second.manifest["steps"][0]["timing"]["cached"]
     pairs = zip(sorted(first.dataset, key=lambda s: s.id), sorted(second.dataset, key=lambda s: s.id), strict=True)
     for a, b in pairs:

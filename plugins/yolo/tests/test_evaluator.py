@@ -21,6 +21,7 @@ from fewgen.api import StepContext
 from fewgen.dataset import Box, Dataset, Provenance, Sample
 from fewgen.errors import UsageError
 from fewgen.imageio import save_image
+from fewgen.testing import run_recipe
 
 
 def squares_dataset(folder: Path, count: int = 14, size: int = 64) -> Dataset:
@@ -267,10 +268,6 @@ output: {{format: fewgen}}
 
 @pytest.mark.slow
 def test_recipe_with_yolo_step_writes_metrics_and_report(tmp_path, monkeypatch, capfd):
-    from fewgen.cache import StepCache
-    from fewgen.engine import Engine
-    from fewgen.plugins import load_registry
-    from fewgen.recipe import load_recipe
 
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "ultralytics"))
     squares_dataset(tmp_path / "data")
@@ -289,10 +286,7 @@ steps:
 output: {format: fewgen}
 """
     )
-    registry = load_registry()
-    loaded = load_recipe(tmp_path / "recipe.yaml", registry)
-    engine = Engine(registry, cache=StepCache(tmp_path / "cache"), show_progress=False, echo=lambda _: None)
-    result = engine.run(loaded, tmp_path / "out")
+    result = run_recipe(tmp_path, (tmp_path / "recipe.yaml").read_text())
     # stdout belongs to results (`fewgen bench` prints JSON there): ultralytics' logs go to stderr.
     assert capfd.readouterr().out == ""
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())["detect"]
