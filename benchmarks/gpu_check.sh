@@ -2,7 +2,7 @@
 # One prepared check for a lent GPU machine (the `device` tool), short enough to rerun once in
 # its 15 minutes: the tests marked `gpu`, then the step time of each learned method at its
 # paper preset on CUDA, each bench's JSON envelope one line in $OUT/gpu_check.jsonl (or
-# ./gpu_check.jsonl), a summary line per bench on stderr. On a machine without a CUDA GPU it
+# runs/gpu_check.jsonl), a summary line per bench on stderr. On a machine without a CUDA GPU it
 # says so and exits 0, so it can be run anywhere; nothing in fewgen needs a GPU.
 #
 #   bash benchmarks/gpu_check.sh            # from the repository root, after `make install`
@@ -14,7 +14,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"
 FEWGEN="${FEWGEN:-.venv/bin/fewgen}"
-RESULTS="${OUT:-.}/gpu_check.jsonl"
+RESULTS="${OUT:-runs}/gpu_check.jsonl"
+mkdir -p "$(dirname "$RESULTS")"
 export FEWGEN_CACHE="${FEWGEN_CACHE:-$(mktemp -d)}" YOLO_OFFLINE=1 NO_ALBUMENTATIONS_UPDATE=1
 
 gpu="$("$PYTHON" -c 'import torch; print(torch.cuda.get_device_name() if torch.cuda.is_available() else "")')"
