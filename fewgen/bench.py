@@ -64,6 +64,14 @@ class Bench:
     device: str | None = None
     peer_python: Path | None = None
 
+    def resolved_device(self) -> str:
+        """``--device`` as the engine resolves a recipe's (``auto``: CUDA when torch finds a GPU); a bad
+        name or an unavailable GPU is a one-line error."""
+        from fewgen.engine import resolve_device
+        from fewgen.recipe import check_device
+
+        return resolve_device(check_device(self.device or "auto"))
+
     def say(self, message: str) -> None:
         """A progress line on stderr (hidden with --json)."""
         if not self.as_json:

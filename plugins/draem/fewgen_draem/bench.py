@@ -52,13 +52,6 @@ def _peer_skipped(bench: Bench, script: Path | None) -> str | None:
     return "no " + " and no ".join(missing) if missing else None
 
 
-def _device(bench: Bench) -> str:
-    from fewgen.engine import resolve_device
-    from fewgen.recipe import check_device
-
-    return resolve_device(check_device(bench.device or "auto"))
-
-
 def _fewgen_images_per_second(
     n: int, size: int, batch: int, device: str, textures: Path | None, seed: int
 ) -> dict[str, float]:
@@ -103,7 +96,7 @@ def draem_synth(
     bench: Bench, size: int, n: int, batch: int, textures: Path | None, peer_script: Path | None
 ) -> BenchResult:
     """Images per second of DRAEM anomaly synthesis, and of anomalib's beside it."""
-    device = _device(bench)
+    device = bench.resolved_device()
     bench.say(f"synthesising {n} images of {size} px on {device}")
     ours = _fewgen_images_per_second(n, size, batch, device, textures, bench.seed)
     bench.say(f"fewgen: {ours['images_per_s']:.1f} images/s")
@@ -201,7 +194,7 @@ def draem_train(
     """Seconds per DRAEM training step and achieved GFLOP/s, beside anomalib's full-width step."""
     if size % 32:
         raise click.BadParameter("must be a multiple of 32", param_hint="--size")
-    device = _device(bench)
+    device = bench.resolved_device()
     by_precision: dict[str, dict[str, float]] = {}
     for precision in dict.fromkeys(precisions):
         bench.say(f"timing {steps} {preset} steps of batch {batch} at {size} px on {device}, {precision}")

@@ -181,8 +181,6 @@ def maml_omniglot(
     fewgen's thread policy, no longer torch's one thread per CPU; --device auto trains on CUDA when
     present, as the fewshot evaluator does.
     """
-    from fewgen.engine import resolve_device
-    from fewgen.recipe import check_device
     from fewgen_maml.fewshot import Comparison, Episodes, compare
     from fewgen_maml.maml import PAPER_SETTINGS, MAMLConfig
 
@@ -192,7 +190,7 @@ def maml_omniglot(
             "need --way, --proto-train-ways >= 2 and --shot, --queries, --tasks, --validation-tasks, "
             "--finetune-steps, --pretrain-steps, --proto-steps >= 1"
         )
-    device = resolve_device(check_device(bench.device or "auto"))  # the resolved one is in the settings
+    device = bench.resolved_device()  # the resolved one is in the settings
     seed = bench.seed
     paper = PAPER_SETTINGS["omniglot-5way" if way <= 5 else "omniglot-20way"]
     config = MAMLConfig(

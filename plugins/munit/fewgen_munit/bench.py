@@ -297,10 +297,7 @@ def munit_speed(
     bench: Bench, preset: str, size: int, batch: int, iterations: int, precisions: tuple[str, ...]
 ) -> BenchResult:
     """Seconds per MUNIT training iteration (dis + gen update) and per translated image."""
-    from fewgen.engine import resolve_device
-    from fewgen.recipe import check_device
-
-    device = resolve_device(check_device(bench.device or "auto"))
+    device = bench.resolved_device()
     by_precision = {}
     for precision in dict.fromkeys(precisions):
         bench.say(f"timing {iterations} {preset} iterations at {size} px on {device}, {precision}")

@@ -140,9 +140,7 @@ def psgan_bench(
         raise click.UsageError(f"too few usable boxes: {len(pairs)} for training, {len(held_pairs)} held out")
     say(f"{len(pairs)} training windows from {len(train)} images, {len(held_pairs)} held out; training {preset}")
 
-    from fewgen.training import choose_device
-
-    device = choose_device(bench.device or "auto")
+    device = bench.resolved_device()
     trainer = PsganTrainer(config, device=device, seed=seed)
     started = time.perf_counter()
 
@@ -165,7 +163,7 @@ def psgan_bench(
     fidelity = box_fidelity(generated, *held_pairs.centred())
 
     detector = people_detector()
-    painter = Painter(trainer.model.generator, config.size, context, device=str(device))
+    painter = Painter(trainer.model.generator, config.size, context, device=device)
     in_place_real: list[bool] = []
     in_place_fake: list[bool] = []
     by_sample: dict[str, list] = {}
